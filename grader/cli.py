@@ -1,6 +1,9 @@
 """The instructor's command line: `python -m grader <command>`."""
 
 import argparse
+import json
+import os
+from pathlib import Path
 
 from grader import course, release
 
@@ -14,6 +17,37 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _autograde(args: argparse.Namespace) -> int:
+    import warnings as python_warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    from grader.autograde import intake, report, run, sandbox
+
+    # nbgrader 0.9.6 triggers these inside its own gradebook code; they say nothing to an instructor.
+    python_warnings.filterwarnings("ignore", category=SAWarning)
+
+    warnings = sandbox.isolation_warnings()
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    limits = sandbox.Limits(cell_timeout_s=args.cell_timeout, notebook_timeout_s=args.notebook_timeout,
+                            memory_bytes=args.memory_mb * 2**20)
+    try:
+        rows = run.autograde_class(
+            Path(args.submissions), Path(args.out), workers=args.workers, assignments=args.assignment or None,
+            force=args.force, limits=limits, db_url=args.db, autograded=args.autograded,
+            filename_regex=args.filename_regex,
+        )
+    except intake.IntakeError as error:
+        print(f"error: {error}")
+        return 2
+    timing_file = Path(args.out) / report.TIMING_JSON
+    timing = report.Timing(**json.loads(timing_file.read_text())) if timing_file.exists() else None
+    print(report.summary(rows, timing, warnings))
+    print(f"grades: {Path(args.out) / report.GRADES_CSV}   feedback: {Path(args.out) / 'feedback'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -21,5 +55,32 @@ def main(argv: list[str] | None = None) -> int:
         "release",
         help="clean lectures/ and solutions/, then regenerate exercises/ from solutions/",
     ).set_defaults(run=_release)
+
+    grade = commands.add_parser(
+        "autograde", help="grade a whole class in parallel: grades.csv, feedback, and nbgrader's gradebook"
+    )
+    grade.add_argument("submissions", help="nbgrader layout <student>/<assignment>/<nb>.ipynb, or an LMS zip/folder")
+    grade.add_argument("--out", required=True, help="folder for grades.csv, feedback/ and working files")
+    grade.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel kernels (default: cores)")
+    grade.add_argument("--assignment", action="append", help="grade only this assignment (repeatable)")
+    grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
+    grade.add_argument("--cell-timeout", type=int, default=sandbox_default("cell_timeout_s"))
+    grade.add_argument("--notebook-timeout", type=int, default=sandbox_default("notebook_timeout_s"))
+    grade.add_argument("--memory-mb", type=int, default=sandbox_default("memory_bytes") // 2**20)
+    grade.add_argument("--db", help="gradebook URL (default: nbgrader_config.py's, gradebook.db at the root)")
+    grade.add_argument("--autograded", help="nbgrader's autograded/ folder (default: the course's)")
+    grade.add_argument("--filename-regex", default=None,
+                       help="for LMS downloads: a regex with student_id and file_id groups (nbgrader zip_collect)")
+    grade.set_defaults(run=_autograde)
     args = parser.parse_args(argv)
+    if args.command == "autograde" and args.filename_regex is None:
+        from grader.autograde import intake
+
+        args.filename_regex = intake.DEFAULT_FILENAME_REGEX
     return args.run(args)
+
+
+def sandbox_default(name: str):
+    from grader.autograde.sandbox import Limits
+
+    return getattr(Limits(), name)

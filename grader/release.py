@@ -31,18 +31,21 @@ def normalise_sources() -> list[Path]:
     return changed
 
 
-def generate(release_dir: Path = course.EXERCISES, assignments: list[str] | None = None) -> None:
+def generate(
+    release_dir: Path = course.EXERCISES, assignments: list[str] | None = None, db_url: str | None = None
+) -> None:
     """Generate the student notebooks of `assignments` (default: all) into `release_dir`.
 
     Badges always point at the published exercises/ path, so a copy generated elsewhere (CI's
-    sync check) is byte-identical to the committed one.
+    sync check) is byte-identical to the committed one. Without `db_url` a throwaway gradebook is
+    used: releasing must not depend on, or touch, the instructor's records. Autograding passes
+    the real one, since nbgrader grades against the cells recorded there.
     """
     names = assignments or course.assignments()
     release_dir = Path(release_dir).resolve()
     with tempfile.TemporaryDirectory(prefix="gradebook-") as scratch:
-        # A throwaway gradebook: releasing must not depend on, or touch, the instructor's records.
         config = load_config(
-            release_directory=str(release_dir), db_url=f"sqlite:///{scratch}/gradebook.db"
+            release_directory=str(release_dir), db_url=db_url or f"sqlite:///{scratch}/gradebook.db"
         )
         nbgrader = api(config)
         for name in names:

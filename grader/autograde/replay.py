@@ -1,0 +1,36 @@
+"""Let nbgrader's own autograde converter use a notebook a worker already executed.
+
+nbgrader autograde sanitises a submission, executes it and saves the grades, one student at a
+time in one process. The executing is the slow part, so workers do it in parallel beforehand;
+`ReplayExecute` stands where nbgrader's `Execute` stood and returns the worker's result, so
+everything else (the gradebook, autograded/, formgrader, `nbgrader export`) is nbgrader's own.
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Unicode
+
+
+class ReplayMismatch(RuntimeError):
+    pass
+
+
+def executed_path(root: Path, student: str, assignment: str, notebook: str) -> Path:
+    return Path(root) / student / assignment / f"{notebook}.ipynb"
+
+
+class ReplayExecute(NbGraderPreprocessor):
+    """Replace the notebook with its executed copy from `executed_directory`."""
+
+    executed_directory = Unicode("", help="where workers left executed notebooks").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        ids = resources["nbgrader"]
+        path = executed_path(Path(self.executed_directory), ids["student"], ids["assignment"], ids["notebook"])
+        executed = nbformat.read(path, as_version=4)
+        # Sanitising is deterministic, so the worker ran exactly these cells.
+        if [c.source for c in executed.cells] != [c.source for c in nb.cells]:
+            raise ReplayMismatch(f"{path} does not match the sanitised submission it should replay")
+        return executed, resources

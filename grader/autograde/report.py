@@ -1,0 +1,73 @@
+"""grades.csv, the timing record and the one-screen summary at the end of a run."""
+
+import csv
+import json
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+GRADES_CSV = "grades.csv"
+TIMING_JSON = "timing.json"
+
+
+@dataclass
+class Row:
+    student_id: str
+    assignment: str
+    score: float
+    max_score: float
+    status: str  # "ok" or a short reason: missing, unparseable, too-large, timeout, kernel-died, error
+    detail: str  # what happened and what to do about it
+    sha256: str  # of the handed-in file(s): an unchanged submission is not graded again
+
+
+def read_rows(path: Path) -> dict[tuple[str, str], Row]:
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [Row(**{**r, "score": float(r["score"]), "max_score": float(r["max_score"])}) for r in csv.DictReader(f)]
+    return {(r.student_id, r.assignment): r for r in rows}
+
+
+def write_rows(path: Path, rows: list[Row]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with open(temporary, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=[field.name for field in fields(Row)])
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+    temporary.replace(path)  # a crash mid-write never leaves a half-written grades.csv
+
+
+@dataclass
+class Timing:
+    notebooks: int
+    wall_seconds: float
+    per_notebook_seconds: list[float]
+
+    def save(self, out: Path) -> None:
+        (Path(out) / TIMING_JSON).write_text(json.dumps(asdict(self), indent=1))
+
+
+def summary(rows: list[Row], timing: Timing | None, warnings: list[str]) -> str:
+    lines = []
+    for warning in warnings:
+        lines.append(f"WARNING: {warning}")
+    statuses = Counter(r.status for r in rows)
+    lines.append(f"{len(rows)} submissions: {statuses.get('ok', 0)} graded cleanly"
+                 + "".join(f", {n} {status}" for status, n in sorted(statuses.items()) if status != "ok"))
+    if timing and timing.notebooks:
+        lines.append(f"executed {timing.notebooks} notebooks in {timing.wall_seconds:.0f} s "
+                     f"(median {statistics.median(timing.per_notebook_seconds):.1f} s each)")
+    for assignment in sorted({r.assignment for r in rows}):
+        scores = [r.score / r.max_score if r.max_score else 0.0 for r in rows if r.assignment == assignment]
+        bands = Counter(min(int(s * 10), 9) for s in scores)
+        histogram = " ".join(f"{band * 10:>3}%:{bands.get(band, 0)}" for band in range(10))
+        lines.append(f"{assignment}: mean {100 * statistics.mean(scores):.0f}%  [{histogram}]")
+    problems = [r for r in rows if r.status != "ok"]
+    for r in problems[:20]:
+        lines.append(f"  {r.status:12} {r.student_id}/{r.assignment}: {r.detail}")
+    if len(problems) > 20:
+        lines.append(f"  ... and {len(problems) - 20} more in grades.csv")
+    return "\n".join(lines)
