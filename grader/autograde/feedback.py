@@ -6,6 +6,7 @@ and lose HTML and scripts. nbconvert renders it with its HTML sanitiser on.
 """
 
 import copy
+import functools
 import html
 from pathlib import Path
 
@@ -75,10 +76,15 @@ def feedback_notebook(autograded: nbformat.NotebookNode, header: str) -> nbforma
     return nb
 
 
+@functools.cache
+def _exporter() -> HTMLExporter:
+    # Built once: loading the templates costs ten times more than rendering one notebook.
+    return HTMLExporter(template_name="lab", sanitize_html=True, exclude_input_prompt=True,
+                        exclude_output_prompt=True)
+
+
 def render(nb: nbformat.NotebookNode) -> str:
-    exporter = HTMLExporter(template_name="lab", sanitize_html=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = _exporter().from_notebook_node(nb)
     return body
 
 

@@ -4,7 +4,7 @@ import csv
 import json
 import statistics
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 GRADES_CSV = "grades.csv"
@@ -43,8 +43,9 @@ def write_rows(path: Path, rows: list[Row]) -> None:
 @dataclass
 class Timing:
     notebooks: int
-    wall_seconds: float
+    wall_seconds: float  # executing, all workers together
     per_notebook_seconds: list[float]
+    phases: dict[str, float] = field(default_factory=dict)  # prepare, execute, record, feedback
 
     def save(self, out: Path) -> None:
         (Path(out) / TIMING_JSON).write_text(json.dumps(asdict(self), indent=1))
@@ -59,7 +60,8 @@ def summary(rows: list[Row], timing: Timing | None, warnings: list[str]) -> str:
                  + "".join(f", {n} {status}" for status, n in sorted(statuses.items()) if status != "ok"))
     if timing and timing.notebooks:
         lines.append(f"executed {timing.notebooks} notebooks in {timing.wall_seconds:.0f} s "
-                     f"(median {statistics.median(timing.per_notebook_seconds):.1f} s each)")
+                     f"(median {statistics.median(timing.per_notebook_seconds):.1f} s each); "
+                     + ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in timing.phases.items()))
     for assignment in sorted({r.assignment for r in rows}):
         scores = [r.score / r.max_score if r.max_score else 0.0 for r in rows if r.assignment == assignment]
         bands = Counter(min(int(s * 10), 9) for s in scores)

@@ -1,11 +1,8 @@
 """Grade a whole class: preflight every submission, execute in parallel, then let nbgrader
 record every grade, one at a time, in the instructor's gradebook."""
 
-import json
 import queue
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,9 +18,8 @@ from grader import course, release
 from grader.autograde import feedback, intake, preflight, report, sandbox
 from grader.autograde.replay import ReplayExecute, executed_path
 from grader.autograde.unexecuted import ENAME, mark_unexecuted
+from grader.autograde.worker import KERNEL_DIED, Worker
 from grader.nbgrader_api import api, load_config
-
-KERNEL_DIED = "the kernel died"
 
 
 @dataclass
@@ -60,7 +56,7 @@ def _sanitize(nb, config, db_url: str, student: str, assignment: str, notebook: 
     return nb
 
 
-def _execute(job: Job, slot: int, limits: sandbox.Limits, skip_tag: str, out_dir: Path) -> Job:
+def _execute(job: Job, slot: int, worker: Worker, limits: sandbox.Limits, skip_tag: str, out_dir: Path) -> Job:
     """Run one notebook in a throwaway folder under the slot's user and limits."""
     user = sandbox.slot_user(slot)
     workdir = Path(tempfile.mkdtemp(prefix="grading-"))
@@ -78,26 +74,15 @@ def _execute(job: Job, slot: int, limits: sandbox.Limits, skip_tag: str, out_dir
             "max_file_bytes": limits.max_file_bytes,
             "uid": user[0] if user else None, "gid": user[1] if user else None,
         }
-        job_file = workdir / ".job.json"
-        job_file.write_text(json.dumps(spec))
         if user:
             for path in [workdir, *workdir.rglob("*")]:
                 shutil.chown(path, user[0], user[1])
         start = time.perf_counter()
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "grader.autograde.worker", str(job_file)],
-            cwd=workdir, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        try:
-            _, stderr = worker.communicate(timeout=limits.notebook_timeout_s)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            stderr = b""
-        sandbox.kill_everything(worker.pid, user[0] if user else None)
-        worker.wait()
+        finished = worker.run(spec, limits.notebook_timeout_s,
+                              on_timeout=lambda driver: sandbox.kill_everything(driver, user[0] if user else None))
         job.seconds = time.perf_counter() - start
-        nb = _collect(job, workdir, timed_out, stderr, limits)
+        log = workdir / ".driver.log"
+        nb = _collect(job, workdir, not finished, log.read_bytes() if log.exists() else b"", limits)
         target = executed_path(out_dir, job.student, job.assignment, job.notebook)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(nbformat.writes(nb), encoding="utf-8")
@@ -130,7 +115,7 @@ def _collect(job: Job, workdir: Path, timed_out: bool, stderr: bytes, limits: sa
         else:
             tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
             job.status, job.detail = "kernel-died", f"grading process ended early ({tail[0][:200]})"
-            mark_unexecuted(nb, ran, f"{KERNEL_DIED} or could not start")
+            mark_unexecuted(nb, ran, "the kernel could not start or the grading process failed")
     for cell in nb.cells:
         for output in cell.get("outputs", []):
             if output.get("ename") == "CellTimeoutError" and job.status == "ok":
@@ -151,13 +136,8 @@ def _record_zero(db_url: str, course_id: str, student: str, assignment: str) -> 
         gradebook.db.commit()
 
 
-def autograde_class(
-    submissions: Path, out: Path, workers: int, assignments: list[str] | None = None, force: bool = False,
-    limits: sandbox.Limits | None = None, db_url: str | None = None, autograded: Path | None = None,
-    filename_regex: str = intake.DEFAULT_FILENAME_REGEX, progress: bool = True,
-) -> list[report.Row]:
-    limits = limits or sandbox.Limits()
-    out = Path(out).resolve()
+def _grading_config(out: Path, db_url: str | None, autograded: Path | None):
+    """The course's nbgrader config, pointed at this run's staging folders, with Execute replayed."""
     work = out / "work"
     overrides = {"submitted_directory": str(work / "submitted")}
     if db_url:
@@ -169,91 +149,128 @@ def autograde_class(
         ReplayExecute if p.__name__ == "Execute" else p for p in _nbgrader_default("autograde_preprocessors")
     ]
     config.ReplayExecute.executed_directory = str(work / "executed")
-    db_url = config.CourseDirectory.db_url or f"sqlite:///{course.ROOT}/gradebook.db"
-    course_id = config.CourseDirectory.course_id
-    known = assignments or course.assignments()
+    return config
 
-    handed_in = intake.collect(Path(submissions), set(known), work)
-    _ensure_assignments(sorted({s.assignment for s in handed_in}), db_url)
-    previous = {} if force else report.read_rows(out / report.GRADES_CSV)
 
-    rows: dict[tuple[str, str], report.Row] = {}
-    jobs: list[Job] = []
-    pending: dict[tuple[str, str], list[preflight.Prepared]] = {}
+def _prepare(handed_in, previous, limits, config, db_url, work):
+    """Preflight and sanitise every submission not graded before; returns (resumed rows, pending, jobs)."""
+    resumed, pending, jobs = {}, {}, []
     for submission in handed_in:
         key = (submission.student, submission.assignment)
         expected = sorted(p.stem for p in (course.SOLUTIONS / submission.assignment).glob("*.ipynb"))
-        chosen = preflight.choose_files(submission.files, expected)
         prepared = []
-        for name, (path, note) in chosen.items():
+        for name, (path, note) in preflight.choose_files(submission.files, expected).items():
             item = preflight.prepare(path, name, limits.max_submission_bytes)
             item.notes = ([note] if note else []) + item.notes
             prepared.append(item)
-        fingerprint = ",".join(p.sha256 for p in prepared)
-        if key in previous and previous[key].sha256 == fingerprint:
-            rows[key] = previous[key]  # graded before, unchanged since: resume, don't regrade
+        if key in previous and previous[key].sha256 == ",".join(p.sha256 for p in prepared):
+            resumed[key] = previous[key]  # graded before, unchanged since: resume, don't regrade
             continue
         pending[key] = prepared
-        for item in prepared:
-            if item.status != "ok":
-                continue
-            staged = work / "submitted" / submission.student / submission.assignment / f"{item.notebook}.ipynb"
-            staged.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(item.nb, staged)
-            sanitized = work / "sanitized" / submission.student / submission.assignment / f"{item.notebook}.ipynb"
-            sanitized.parent.mkdir(parents=True, exist_ok=True)
-            nb = _sanitize(item.nb, config, db_url, submission.student, submission.assignment, item.notebook)
-            nbformat.write(nb, sanitized)
-            jobs.append(Job(submission.student, submission.assignment, item.notebook, sanitized))
+        for item in (p for p in prepared if p.status == "ok"):
+            relative = Path(submission.student) / submission.assignment / f"{item.notebook}.ipynb"
+            for folder, nb in [("submitted", item.nb), ("sanitized", _sanitize(
+                    item.nb, config, db_url, submission.student, submission.assignment, item.notebook))]:
+                (work / folder / relative).parent.mkdir(parents=True, exist_ok=True)
+                nbformat.write(nb, work / folder / relative)
+            jobs.append(Job(submission.student, submission.assignment, item.notebook, work / "sanitized" / relative))
+    return resumed, pending, jobs
 
-    # Each grading run gets a fresh random tag: no cell can be tagged to skip execution.
-    skip_tag = config.Execute.skip_cells_with_tag
-    slots: queue.Queue[int] = queue.Queue()
-    for slot in range(workers):
-        slots.put(slot)
+
+def _execute_all(jobs: list[Job], pool_of_workers: list[Worker], limits, skip_tag: str, executed_dir: Path,
+                 progress: bool) -> list[Job]:
+    """Execute every job on the pool of workers, each slot with its own user."""
+    slots: queue.Queue[tuple[int, Worker]] = queue.Queue()
+    for slot, worker in enumerate(pool_of_workers):
+        slots.put((slot, worker))
 
     def run_one(job: Job) -> Job:
-        slot = slots.get()
+        slot, worker = slots.get()
         try:
-            return _execute(job, slot, limits, skip_tag, work / "executed")
+            return _execute(job, slot, worker, limits, skip_tag, executed_dir)
         finally:
-            slots.put(slot)
+            slots.put((slot, worker))
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        finished = list(tqdm(pool.map(run_one, jobs), total=len(jobs), desc="grading", unit="nb",
-                             disable=not progress))
-    execute_seconds = time.perf_counter() - started
+    with ThreadPoolExecutor(max_workers=len(pool_of_workers)) as pool:
+        return list(tqdm(pool.map(run_one, jobs), total=len(jobs), desc="grading", unit="nb", disable=not progress))
+
+
+def _record(nbgrader, pending, by_key, autograded_root: Path, since: float, db_url: str, course_id: str) -> None:
+    """nbgrader's own autograde converter writes every grade, one assignment at a time."""
+    for assignment in sorted({a for _, a in by_key}):
+        # One converter per assignment, not per student: its start-up dominates recording a grade.
+        # A submission it fails on is skipped by nbgrader and caught below.
+        nbgrader.autograde(assignment, "*", force=True, create=True)
+    for key in pending:
+        student, assignment = key
+        recorded = [autograded_root / student / assignment / f"{job.notebook}.ipynb" for job in by_key.get(key, [])]
+        if key not in by_key:
+            _record_zero(db_url, course_id, student, assignment)
+        elif not all(path.exists() and path.stat().st_mtime >= since for path in recorded):
+            by_key[key][0].status, by_key[key][0].detail = "error", "nbgrader could not record this submission"
+            _record_zero(db_url, course_id, student, assignment)
+
+
+def autograde_class(
+    submissions: Path, out: Path, workers: int, assignments: list[str] | None = None, force: bool = False,
+    limits: sandbox.Limits | None = None, db_url: str | None = None, autograded: Path | None = None,
+    filename_regex: str = intake.DEFAULT_FILENAME_REGEX, progress: bool = True,
+) -> list[report.Row]:
+    """Grade every submission under `submissions`; returns the rows written to OUT/grades.csv."""
+    limits = limits or sandbox.Limits()
+    out = Path(out).resolve()
+    work = out / "work"
+    for stale in ("submitted", "sanitized", "executed"):
+        shutil.rmtree(work / stale, ignore_errors=True)  # this run stages only what it grades
+    config = _grading_config(out, db_url, autograded)
+    db_url = config.CourseDirectory.db_url or f"sqlite:///{course.ROOT}/gradebook.db"
+    course_id = config.CourseDirectory.course_id
+    autograded_root = Path(config.CourseDirectory.root) / config.CourseDirectory.autograded_directory
+    phases: dict[str, float] = {}
+    since = clock = time.time()
+    # Workers import torch and friends while the submissions are being prepared.
+    pool_of_workers = [Worker() for _ in range(max(workers, 1))]
+    for worker in pool_of_workers:
+        worker.start()
+    try:
+        handed_in = intake.collect(Path(submissions), set(assignments or course.assignments()), work, filename_regex)
+        _ensure_assignments(sorted({s.assignment for s in handed_in}), db_url)
+        previous = {} if force else report.read_rows(out / report.GRADES_CSV)
+        rows, pending, jobs = _prepare(handed_in, previous, limits, config, db_url, work)
+        phases["prepare"], clock = time.time() - clock, time.time()
+        # nbgrader_config.py draws a fresh random tag per run: no cell can be tagged to skip execution.
+        finished = _execute_all(jobs, pool_of_workers, limits, config.Execute.skip_cells_with_tag,
+                                work / "executed", progress)
+    finally:
+        for worker in pool_of_workers:
+            worker.stop()
+    phases["execute"], clock = time.time() - clock, time.time()
     by_key: dict[tuple[str, str], list[Job]] = {}
     for job in finished:
         by_key.setdefault((job.student, job.assignment), []).append(job)
 
-    nbgrader = api(config)
-    autograded_root = Path(config.CourseDirectory.root) / config.CourseDirectory.autograded_directory
+    # Only this process writes grades, after every kernel of the run is gone.
+    _record(api(config), pending, by_key, autograded_root, since, db_url, course_id)
     for key, prepared in pending.items():
-        student, assignment = key
-        if key in by_key:
-            result = nbgrader.autograde(assignment, student, force=True, create=True)
-            if not result["success"]:
-                by_key[key][0].status = "error"
-                by_key[key][0].detail = "nbgrader could not record this submission; see the log"
-                _record_zero(db_url, course_id, student, assignment)
-        else:
-            _record_zero(db_url, course_id, student, assignment)
         problems = [(p.status, p.detail) for p in prepared if p.status != "ok"]
         problems += [(j.status, j.detail) for j in by_key.get(key, []) if j.status != "ok"]
-        notes = [n for p in prepared for n in p.notes]
-        status, detail = problems[0] if problems else ("ok", "; ".join(notes))
-        score, max_score = _scores(db_url, course_id, student, assignment)
-        rows[key] = report.Row(student, assignment, score, max_score, status, detail,
-                               ",".join(p.sha256 for p in prepared))
-        for item in prepared:
-            graded = autograded_root / student / assignment / f"{item.notebook}.ipynb" if key in by_key else None
-            feedback.write(out / "feedback" / student / assignment / f"{item.notebook}.html", graded,
-                           f"{assignment} / {item.notebook}: feedback for {student}", score, max_score, status, detail)
+        status, detail = problems[0] if problems else ("ok", "; ".join(n for p in prepared for n in p.notes))
+        score, max_score = _scores(db_url, course_id, *key)
+        rows[key] = report.Row(*key, score, max_score, status, detail, ",".join(p.sha256 for p in prepared))
     ordered = [rows[k] for k in sorted(rows)]
     report.write_rows(out / report.GRADES_CSV, ordered)
-    report.Timing(len(jobs), execute_seconds, [j.seconds for j in finished]).save(out)
+    phases["record"], clock = time.time() - clock, time.time()
+
+    for (student, assignment), prepared in pending.items():
+        row = rows[student, assignment]
+        for item in prepared:
+            graded = autograded_root / student / assignment / f"{item.notebook}.ipynb"
+            feedback.write(out / "feedback" / student / assignment / f"{item.notebook}.html",
+                           graded if (student, assignment) in by_key else None,
+                           f"{assignment} / {item.notebook}: feedback for {student}", row.score, row.max_score,
+                           row.status, row.detail)
+    phases["feedback"] = time.time() - clock
+    report.Timing(len(jobs), phases["execute"], [j.seconds for j in finished], phases).save(out)
     return ordered
 
 

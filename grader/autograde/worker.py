@@ -1,94 +1,190 @@
-"""Run one submission's notebook in a fresh kernel, inside the limits the parent chose.
+"""Grading workers: one long-lived process per parallel slot, one forked driver per submission.
 
-Started by the parent as `python -m grader.autograde.worker JOB.json`, in its own process session
-and working folder. It lowers its own limits (and, when started as root, drops to an unprivileged
-user) before any student code exists, so the kernel it starts inherits them. After every cell it
-saves the notebook so far: if the parent has to kill it, the cells that ran keep their results.
+    parent (run.py) --job--> worker (libraries imported once) --fork--> driver (trusted)
+                                                                   \\--fork--> kernel (student code,
+                                                                              limits, own user)
+
+The worker imports torch and friends once and then only forks. The driver runs the notebook
+cell by cell against its kernel, saving the notebook after every cell, so that if the parent
+has to kill everything the cells that ran keep their results. Student code only ever runs in
+the kernel, which lowers its limits and drops to the slot's user before it starts.
 """
 
 import json
 import os
 import resource
+import select
+import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import nbformat
+from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
-from nbgrader.preprocessors import Execute
+from nbformat import NotebookNode
 
+from grader.autograde import kernel
 from grader.autograde.unexecuted import mark_unexecuted
 
+KERNEL_DIED = "the kernel died while running it (a crash, os._exit, or more memory than the grading limit)"
 
-class _SavingExecute(Execute):
-    """nbgrader's Execute, saving the notebook after each cell and remembering how far it got."""
-
-    partial_path: Path
-    completed = 0
-
-    def preprocess_cell(self, cell, resources, index):
-        result = super().preprocess_cell(cell, resources, index)
-        self.completed = index + 1
-        _atomic_write(self.nb, self.partial_path)
-        return result
+# What nbgrader's Execute preprocessor records for a cell that outlives its timeout.
+TIMEOUT_ERROR = {
+    "ename": "CellTimeoutError",
+    "evalue": "",
+    "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: No reply from kernel before timeout"],
+}
 
 
-def _atomic_write(nb, path: Path) -> None:
+def _atomic_write(nb: NotebookNode, path: Path) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(nbformat.writes(nb), encoding="utf-8")
     os.replace(temporary, path)
 
 
-def apply_limits(job: dict) -> None:
-    """Memory, process, file-size and core limits; then drop privileges if a user is given."""
-    memory = job.get("memory_bytes")
-    if memory:
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    processes = job.get("max_processes")
-    if processes:
-        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
-    file_size = job.get("max_file_bytes")
-    if file_size:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    uid, gid = job.get("uid"), job.get("gid")
-    if uid is not None and os.getuid() == 0:
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
+class _GradingClient(NotebookClient):
+    """nbclient configured as nbgrader's Execute is, saving progress after every cell."""
+
+    partial_path: Path
+    started = 0
+
+    def __init__(self, nb, km, job):
+        super().__init__(
+            nb, km=km, timeout=job["cell_timeout"], interrupt_on_timeout=True, allow_errors=True,
+            shutdown_kernel="immediate",  # the kernel is thrown away: no need to wait for a polite exit
+            raise_on_iopub_timeout=True, error_on_timeout=TIMEOUT_ERROR, skip_cells_with_tag=job["skip_tag"],
+            kernel_name="python3", resources={"metadata": {"path": job["workdir"]}},
+            on_cell_start=self._on_start, on_cell_executed=self._on_executed,
+        )
+        self.partial_path = Path(job["partial"])
+
+    def _on_start(self, cell, cell_index):
+        self.started = cell_index
+
+    def _on_executed(self, cell, cell_index, execute_reply):
+        # As nbgrader's Execute does: an error the kernel reported but did not display (a timeout,
+        # a disabled traceback) is added to the outputs, so it cannot pass unnoticed.
+        content = execute_reply["content"]
+        if content["status"] == "error" and not any(
+            o.output_type == "error" and o.ename == content["ename"] for o in cell.outputs
+        ):
+            cell.outputs.append(NotebookNode(
+                output_type="error", ename=content["ename"], evalue=content["evalue"],
+                traceback=content["traceback"] or ["ERROR: an error occurred while showtraceback was disabled"],
+            ))
+        _atomic_write(self.nb, self.partial_path)
 
 
-def run(job: dict) -> None:
+def _become_student(job: dict) -> None:
+    """In the kernel, before any student code: limits, an empty home, then the slot's user."""
     workdir = Path(job["workdir"])
+    limits = [
+        (resource.RLIMIT_AS, job.get("memory_bytes")), (resource.RLIMIT_NPROC, job.get("max_processes")),
+        (resource.RLIMIT_FSIZE, job.get("max_file_bytes")), (resource.RLIMIT_CORE, 0),
+    ]
+    for limit, value in limits:
+        if value is not None:
+            resource.setrlimit(limit, (value, value))
     home = workdir / ".home"
-    # Everything the kernel writes (IPython history, matplotlib cache, connection file) stays here.
+    os.environ.clear()
     os.environ.update(
         HOME=str(home), IPYTHONDIR=str(home / ".ipython"), MPLCONFIGDIR=str(home / ".matplotlib"),
-        JUPYTER_RUNTIME_DIR=str(home / ".runtime"), MPLBACKEND="Agg", NBGRADER_EXECUTION="autograde",
+        MPLBACKEND="Agg", PATH="/usr/bin:/bin", LANG="C.UTF-8", NBGRADER_EXECUTION="autograde",
     )
     os.chdir(workdir)
+    if job.get("uid") is not None and os.getuid() == 0:
+        os.chown(workdir / ".kernel.json", job["uid"], job["gid"])
+        os.setgroups([])
+        os.setgid(job["gid"])
+        os.setuid(job["uid"])
+
+
+def drive(job: dict) -> None:
+    """Run one notebook against a freshly forked kernel and write the executed notebook."""
     nb = nbformat.read(job["notebook"], as_version=4)
-    executor = _SavingExecute(
-        timeout=job["cell_timeout"],
-        skip_cells_with_tag=job["skip_tag"],
-        extra_arguments=["--HistoryManager.hist_file=:memory:"],
-        kernel_name="python3",
-    )
-    executor.partial_path = Path(job["partial"])
+    pid, connection_file = kernel.fork_kernel(Path(job["workdir"]), lambda: _become_student(job))
+    manager = kernel.AdoptedKernelManager(kernel_name="python3")
+    manager.adopt(pid, connection_file)
+    client = _GradingClient(nb, manager, job)
     try:
-        nb, _ = executor.preprocess(nb, {"metadata": {"path": str(workdir)}})
+        client.execute()
     except DeadKernelError:
-        nb = executor.nb
-        mark_unexecuted(nb, executor.completed, "the kernel died while running it (a crash, os._exit, "
-                        "or more memory than the grading limit)")
-    _atomic_write(nb, Path(job["executed"]))
+        mark_unexecuted(client.nb, client.started, KERNEL_DIED)
+    _atomic_write(client.nb, Path(job["executed"]))
 
 
-def main(argv: list[str]) -> int:
-    job = json.loads(Path(argv[0]).read_text())
-    apply_limits(job)
-    run(job)
-    return 0
+def serve() -> None:
+    """The worker loop: read a job per line on stdin, fork a driver for it, report on stdout."""
+    kernel.preload()
+    print(json.dumps({"ready": os.getpid()}), flush=True)
+    while line := sys.stdin.readline():
+        job = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            status = 1
+            try:
+                os.setsid()  # the driver and its kernel form their own session: killed as one
+                log = os.open(Path(job["workdir"]) / ".driver.log", os.O_WRONLY | os.O_CREAT, 0o600)
+                os.dup2(log, 1)
+                os.dup2(log, 2)
+                drive(job)
+                status = 0
+            except BaseException:  # noqa: BLE001 -- whatever happened goes to the log
+                traceback.print_exc()
+            finally:
+                os._exit(status)
+        print(json.dumps({"started": pid}), flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"finished": pid, "exit": os.waitstatus_to_exitcode(status)}), flush=True)
+
+
+class Worker:
+    """The parent's handle on one worker process."""
+
+    def __init__(self):
+        self.process: subprocess.Popen | None = None
+        self.ready = False
+
+    def start(self) -> None:
+        """Start importing the libraries now; the first job waits for it to finish."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "grader.autograde.worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True, bufsize=1, start_new_session=True,
+        )
+        self.ready = False
+
+    def _read(self, timeout: float | None) -> dict | None:
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready:
+            return None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the grading worker exited unexpectedly")
+        return json.loads(line)
+
+    def run(self, job: dict, timeout: float, on_timeout) -> bool:
+        """Run a job; False if it outlived `timeout` and `on_timeout(driver_pid)` had to stop it."""
+        if self.process is None or self.process.poll() is not None:
+            self.start()
+        if not self.ready:
+            self._read(timeout=300)  # {"ready": pid}: the libraries are imported
+            self.ready = True
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        driver = self._read(timeout=60)["started"]
+        finished = self._read(timeout=timeout)
+        if finished is None:
+            on_timeout(driver)
+            self._read(timeout=60)
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    serve()
