@@ -5,6 +5,7 @@ import hashlib
 import json
 import zipfile
 
+import nbformat
 import pytest
 from mutant_bank.grading import submission
 from nbgrader.api import Gradebook
@@ -15,7 +16,7 @@ from grader.autograde import intake, report, run, sandbox
 ASSIGNMENT = "01_tensors"
 GRID = "def make_grid(n_rows, n_cols):\n    return torch.arange(n_rows * n_cols{}).reshape(n_rows, n_cols)"
 WRONG_DTYPE = {"make_grid": GRID.format("")}
-LIMITS = sandbox.Limits(cell_timeout_s=8, notebook_timeout_s=60)
+LIMITS = sandbox.Limits(cell_timeout_s=8, notebook_timeout_s=20, max_submission_bytes=2 * 2**20)
 
 
 def _tree_digest(root):
@@ -25,7 +26,7 @@ def _tree_digest(root):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """A class of eight: right, wrong, renamed, unparseable, empty, looping, crashing, noisy."""
+    """A class with every kind of hand-in an instructor meets, graded twice (the second run resumes)."""
     root = tmp_path_factory.mktemp("class")
     subs = root / "submitted"
 
@@ -47,6 +48,22 @@ def graded(tmp_path_factory):
         cell.metadata["tags"] = ["skip-execution"]  # a tag must neither skip a test nor break grading
     noisy.metadata["colab"] = {"provenance": [{"file_id": "abc"}]}
     hand_in("hana", noisy)
+    # Duplicated test cell, an edited schema version, and stray files beside the notebook.
+    edited = submission(ASSIGNMENT, {})
+    test_cell = next(c for c in edited.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_make_grid")
+    edited.cells.append(nbformat.from_dict({**test_cell, "id": "copied", "source": "pass"}))
+    edited.cells[2].metadata["nbgrader"]["schema_version"] = 1
+    hand_in("ivan", edited)
+    (subs / "ivan" / ASSIGNMENT / "torch.py").write_text("raise ImportError('a shadowing torch.py ran')")
+    (subs / "ivan" / ASSIGNMENT / "notes.txt").write_text("not part of the assignment")
+    slow = submission(ASSIGNMENT, {})
+    slow.cells += [nbformat.v4.new_code_cell("import time\ntime.sleep(6)") for _ in range(5)]
+    hand_in("jack", slow)  # every cell within its limit, the notebook as a whole over it
+    huge = submission(ASSIGNMENT, {})
+    huge.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="x" * 3 * 2**20)]
+    huge.cells[-1].cell_type = "code"
+    hand_in("kim", nbformat.from_dict({**huge, "cells": huge.cells[:-1] + [nbformat.v4.new_code_cell(
+        "", outputs=[nbformat.v4.new_output("stream", name="stdout", text="x" * 3 * 2**20)])]}))
     before = _tree_digest(subs)
     out = root / "out"
     kwargs = dict(workers=2, assignments=[ASSIGNMENT], limits=LIMITS, db_url=f"sqlite:///{root}/gradebook.db",
@@ -69,6 +86,9 @@ def graded(tmp_path_factory):
     ("erin", 8, "timeout", "longer than 8 s"),
     ("frank", 6, "kernel-died", "kernel died"),  # parts A-C ran before os._exit in part D
     ("hana", 10, "ok", "removed cell tags"),
+    ("ivan", 10, "ok", "duplicate grade ids"),
+    ("jack", 10, "timeout", "longer than 20 s"),
+    ("kim", 0, "too-large", "the limit is 2 MiB"),
 ])
 def test_every_submission_gets_the_row_it_earned(graded, student, score, status, detail):
     """Does each student get the score and status their hand-in earned, with a useful detail?"""
@@ -92,7 +112,7 @@ def test_grades_csv_matches_nbgrader_gradebook(graded):
 def test_rerun_resumes_and_submissions_stay_untouched(graded):
     """Does a second run regrade nothing, keep every row, and leave the hand-ins byte-identical?"""
     assert graded["timings"][1]["notebooks"] == 0, "the rerun executed notebooks that were already graded"
-    assert graded["timings"][0]["notebooks"] == 6
+    assert graded["timings"][0]["notebooks"] == 8
     assert graded["rerun"] == graded["rows"]
     assert _tree_digest(graded["subs"]) == graded["before"], "grading modified the submissions"
 

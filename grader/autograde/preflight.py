@@ -78,8 +78,16 @@ def repair(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]
         seen_ids.add(cell["id"])
     duplicated = sorted({g for g in grade_ids if grade_ids.count(g) > 1})
     if duplicated:
-        # nbgrader's DeduplicateIds keeps the first cell with each id when it sanitises.
-        notes.append(f"duplicate grade ids {duplicated}: the first cell with each id is graded")
+        # As nbgrader's DeduplicateIds does, the last cell with an id keeps it; the earlier ones become
+        # plain cells. (nbgrader leaves them an empty nbgrader dict, on which its OverwriteCells crashes.)
+        seen: set[str] = set()
+        for cell in reversed(nb.cells):
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if grade_id in seen:
+                del cell.metadata["nbgrader"]
+            elif grade_id:
+                seen.add(grade_id)
+        notes.append(f"duplicate grade ids {duplicated}: the last cell with each id is graded")
     return nb, sorted(set(notes), key=notes.index)
 
 

@@ -56,7 +56,8 @@ def _sanitize(nb, config, db_url: str, student: str, assignment: str, notebook: 
     return nb
 
 
-def _execute(job: Job, slot: int, worker: Worker, limits: sandbox.Limits, skip_tag: str, out_dir: Path) -> Job:
+def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | None, limits: sandbox.Limits,
+             skip_tag: str, out_dir: Path) -> Job:
     """Run one notebook in a throwaway folder under the slot's user and limits."""
     user = sandbox.slot_user(slot)
     workdir = Path(tempfile.mkdtemp(prefix="grading-"))
@@ -73,6 +74,7 @@ def _execute(job: Job, slot: int, worker: Worker, limits: sandbox.Limits, skip_t
             "memory_bytes": limits.memory_bytes, "max_processes": limits.max_processes,
             "max_file_bytes": limits.max_file_bytes,
             "uid": user[0] if user else None, "gid": user[1] if user else None,
+            "cgroups": cgroup.procs_files if cgroup else [],
         }
         if user:
             for path in [workdir, *workdir.rglob("*")]:
@@ -87,8 +89,11 @@ def _execute(job: Job, slot: int, worker: Worker, limits: sandbox.Limits, skip_t
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(nbformat.writes(nb), encoding="utf-8")
     finally:
+        # Nothing of this submission outlives its grading, however it detached.
+        if cgroup:
+            cgroup.kill_all()
         if user:
-            sandbox.kill_everything(-1, user[0])  # nothing of this submission outlives its grading
+            sandbox.kill_everything(-1, user[0])
         shutil.rmtree(workdir, ignore_errors=True)
     return job
 
@@ -169,8 +174,13 @@ def _prepare(handed_in, previous, limits, config, db_url, work):
         pending[key] = prepared
         for item in (p for p in prepared if p.status == "ok"):
             relative = Path(submission.student) / submission.assignment / f"{item.notebook}.ipynb"
-            for folder, nb in [("submitted", item.nb), ("sanitized", _sanitize(
-                    item.nb, config, db_url, submission.student, submission.assignment, item.notebook))]:
+            try:
+                sanitized = _sanitize(item.nb, config, db_url, submission.student, submission.assignment,
+                                      item.notebook)
+            except Exception as error:  # noqa: BLE001 -- one odd notebook must not stop the class
+                item.status, item.detail = "unparseable", f"nbgrader could not read its cells ({error!r:.200})"
+                continue
+            for folder, nb in [("submitted", item.nb), ("sanitized", sanitized)]:
                 (work / folder / relative).parent.mkdir(parents=True, exist_ok=True)
                 nbformat.write(nb, work / folder / relative)
             jobs.append(Job(submission.student, submission.assignment, item.notebook, work / "sanitized" / relative))
@@ -180,19 +190,25 @@ def _prepare(handed_in, previous, limits, config, db_url, work):
 def _execute_all(jobs: list[Job], pool_of_workers: list[Worker], limits, skip_tag: str, executed_dir: Path,
                  progress: bool) -> list[Job]:
     """Execute every job on the pool of workers, each slot with its own user."""
-    slots: queue.Queue[tuple[int, Worker]] = queue.Queue()
+    slots: queue.Queue[tuple[int, Worker, sandbox.SlotCgroup | None]] = queue.Queue()
+    cgroups = [sandbox.slot_cgroup(slot, limits) for slot in range(len(pool_of_workers))]
     for slot, worker in enumerate(pool_of_workers):
-        slots.put((slot, worker))
+        slots.put((slot, worker, cgroups[slot]))
 
     def run_one(job: Job) -> Job:
-        slot, worker = slots.get()
+        slot, worker, cgroup = slots.get()
         try:
-            return _execute(job, slot, worker, limits, skip_tag, executed_dir)
+            return _execute(job, slot, worker, cgroup, limits, skip_tag, executed_dir)
         finally:
-            slots.put((slot, worker))
+            slots.put((slot, worker, cgroup))
 
-    with ThreadPoolExecutor(max_workers=len(pool_of_workers)) as pool:
-        return list(tqdm(pool.map(run_one, jobs), total=len(jobs), desc="grading", unit="nb", disable=not progress))
+    try:
+        with ThreadPoolExecutor(max_workers=len(pool_of_workers)) as pool:
+            return list(tqdm(pool.map(run_one, jobs), total=len(jobs), desc="grading", unit="nb",
+                             disable=not progress))
+    finally:
+        for cgroup in filter(None, cgroups):
+            cgroup.remove()
 
 
 def _record(nbgrader, pending, by_key, autograded_root: Path, since: float, db_url: str, course_id: str) -> None:

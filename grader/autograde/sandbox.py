@@ -1,10 +1,11 @@
 """The limits a submission is graded under, and what this machine can enforce.
 
-Limits are set per worker process before the kernel starts, so the kernel and everything it
-starts inherit them. When the grader runs as root each worker slot drops to its own unprivileged
-user: the process cap then counts only that submission's processes, and at the end every process
-of that user is killed, including daemons that escaped the process group. Without root the
-process cap is not enforced and detached processes can outlive grading: the summary says so.
+The kernel sets its own rlimits (address space, file size, no core dumps) before any student
+code runs. Where this process may manage cgroups (root, cgroup v1 pids and memory controllers),
+each worker slot gets a cgroup that the kernel joins: it caps the number of processes and the
+memory of everything the submission starts, and lists every one of them, daemons included, so
+all are killed when grading ends. Where the environment is readable by other users, the kernel
+also drops to the slot's own unprivileged user. Whatever is missing is reported, not ignored.
 """
 
 import functools
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 FIRST_SLOT_UID = 61000  # unprivileged users for grading slots: 61000, 61001, ...
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Limits:
     cell_timeout_s: int = 60
     notebook_timeout_s: int = 300
     memory_bytes: int = 6 * 2**30
-    max_processes: int = 64
+    max_processes: int = 256  # tasks, threads included: torch and ipykernel use about 20
     max_file_bytes: int = 256 * 2**20
     max_submission_bytes: int = 20 * 2**20
 
@@ -53,21 +55,92 @@ def slot_user(slot: int) -> tuple[int, int] | None:
     return FIRST_SLOT_UID + slot, FIRST_SLOT_UID + slot
 
 
+class SlotCgroup:
+    """A pids and a memory cgroup (v1) for one worker slot, reused for each of its submissions."""
+
+    CONTROLLERS = ("pids", "memory")
+
+    def __init__(self, slot: int, limits: Limits):
+        name = f"course-grader-{os.getpid()}-{slot}"
+        self.paths = [CGROUP_ROOT / controller / name for controller in self.CONTROLLERS]
+        for path in self.paths:
+            path.mkdir(exist_ok=True)
+        (self.paths[0] / "pids.max").write_text(str(limits.max_processes))
+        # The kernel's own address-space limit fails allocations first (a MemoryError the student
+        # can read); this is the backstop for memory that limit does not see.
+        (self.paths[1] / "memory.limit_in_bytes").write_text(str(limits.memory_bytes + 2**30))
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(path / "cgroup.procs") for path in self.paths]
+
+    def members(self) -> set[int]:
+        found = set()
+        for path in self.paths:
+            try:
+                found |= {int(pid) for pid in (path / "cgroup.procs").read_text().split()}
+            except OSError:
+                pass
+        return found
+
+    def kill_all(self) -> None:
+        """Kill every process in the cgroup, however it detached, until none is left."""
+        for _ in range(200):
+            members = self.members()
+            if not members:
+                return
+            for pid in members:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for path in self.paths:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+
+@functools.cache
+def cgroups_available() -> bool:
+    if not running_as_root():
+        return False
+    probe = CGROUP_ROOT / "pids" / f"course-grader-probe-{os.getpid()}"
+    try:
+        if not all((CGROUP_ROOT / c / "cgroup.procs").exists() for c in SlotCgroup.CONTROLLERS):
+            return False
+        probe.mkdir()
+        probe.rmdir()
+        return True
+    except OSError:
+        return False
+
+
+def slot_cgroup(slot: int, limits: Limits) -> SlotCgroup | None:
+    return SlotCgroup(slot, limits) if cgroups_available() else None
+
+
 def isolation_warnings() -> list[str]:
     """Mechanisms this machine lacks, said loudly rather than grading silently without them."""
+    warnings = []
+    if not cgroups_available():
+        warnings.append(
+            "no cgroups (needs root and cgroup v1 pids/memory controllers): the process cap and the memory "
+            "backstop are not enforced, and a process a submission detaches can outlive its grading"
+        )
     if not running_as_root():
-        return [
-            "not running as root: submissions run as your own user, the process cap is not enforced, "
-            "and a process a submission detaches can outlive its grading"
-        ]
-    if not _unprivileged_user_can_run_python():
-        return [
+        warnings.append("not running as root: submissions run as your own user and can read what you can")
+    elif not _unprivileged_user_can_run_python():
+        warnings.append(
             f"an unprivileged user cannot run {sys.executable} with the course's packages (is the environment "
-            "in a folder only root can read?): submissions run as root, the process cap is not enforced, and "
-            "a process a submission detaches can outlive its grading. Install the environment somewhere "
+            "in a folder only root can read?): submissions run as root. Install the environment somewhere "
             "world-readable (e.g. /opt) to grade as an unprivileged user"
-        ]
-    return []
+        )
+    return warnings
 
 
 def _processes() -> list[tuple[int, int, int, int]]:

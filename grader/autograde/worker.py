@@ -77,8 +77,10 @@ class _GradingClient(NotebookClient):
 
 
 def _become_student(job: dict) -> None:
-    """In the kernel, before any student code: limits, an empty home, then the slot's user."""
+    """In the kernel, before any student code: its cgroup, limits, an empty home, the slot's user."""
     workdir = Path(job["workdir"])
+    for procs in job.get("cgroups", []):
+        Path(procs).write_text(str(os.getpid()))
     limits = [
         (resource.RLIMIT_AS, job.get("memory_bytes")), (resource.RLIMIT_NPROC, job.get("max_processes")),
         (resource.RLIMIT_FSIZE, job.get("max_file_bytes")), (resource.RLIMIT_CORE, 0),
