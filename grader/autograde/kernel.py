@@ -76,13 +76,15 @@ class ForkedProcess:
         self.send_signal(signal.SIGTERM)
 
 
-def fork_kernel(workdir: Path, become_student: Callable[[], None]) -> tuple[int, str]:
+def fork_kernel(workdir: Path, become_student: Callable[[], None], over_unix_sockets: bool = False) -> tuple[int, str]:
     """Fork a kernel serving `workdir/.kernel.json`; returns (pid, connection file).
 
-    `become_student` runs in the child before any student code: limits, user, folder.
+    `become_student` runs in the child before any student code: limits, user, folder. A kernel
+    without a network (its own network namespace) is reached over unix sockets in `workdir`.
     """
+    where = {"transport": "ipc", "ip": str(workdir / "kernel")} if over_unix_sockets else {"ip": "127.0.0.1"}
     connection_file, _ = write_connection_file(
-        str(workdir / ".kernel.json"), ip="127.0.0.1", key=secrets.token_hex(16).encode()
+        str(workdir / ".kernel.json"), key=secrets.token_hex(16).encode(), **where
     )
     pid = os.fork()
     if pid == 0:  # the child: becomes the kernel and never returns

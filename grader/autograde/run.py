@@ -57,7 +57,7 @@ def _sanitize(nb, config, db_url: str, student: str, assignment: str, notebook: 
 
 
 def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | None, limits: sandbox.Limits,
-             skip_tag: str, out_dir: Path) -> Job:
+             skip_tag: str, out_dir: Path, hidden: list[str] | None) -> Job:
     """Run one notebook in a throwaway folder under the slot's user and limits."""
     user = sandbox.slot_user(slot)
     workdir = Path(tempfile.mkdtemp(prefix="grading-"))
@@ -75,6 +75,7 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
             "max_file_bytes": limits.max_file_bytes,
             "uid": user[0] if user else None, "gid": user[1] if user else None,
             "cgroups": cgroup.procs_files if cgroup else [],
+            "hide": hidden,
         }
         if user:
             for path in [workdir, *workdir.rglob("*")]:
@@ -188,7 +189,7 @@ def _prepare(handed_in, previous, limits, config, db_url, work):
 
 
 def _execute_all(jobs: list[Job], pool_of_workers: list[Worker], limits, skip_tag: str, executed_dir: Path,
-                 progress: bool) -> list[Job]:
+                 progress: bool, hidden: list[str] | None) -> list[Job]:
     """Execute every job on the pool of workers, each slot with its own user."""
     slots: queue.Queue[tuple[int, Worker, sandbox.SlotCgroup | None]] = queue.Queue()
     cgroups = [sandbox.slot_cgroup(slot, limits) for slot in range(len(pool_of_workers))]
@@ -198,7 +199,7 @@ def _execute_all(jobs: list[Job], pool_of_workers: list[Worker], limits, skip_ta
     def run_one(job: Job) -> Job:
         slot, worker, cgroup = slots.get()
         try:
-            return _execute(job, slot, worker, cgroup, limits, skip_tag, executed_dir)
+            return _execute(job, slot, worker, cgroup, limits, skip_tag, executed_dir, hidden)
         finally:
             slots.put((slot, worker, cgroup))
 
@@ -255,8 +256,9 @@ def autograde_class(
         rows, pending, jobs = _prepare(handed_in, previous, limits, config, db_url, work)
         phases["prepare"], clock = time.time() - clock, time.time()
         # nbgrader_config.py draws a fresh random tag per run: no cell can be tagged to skip execution.
+        hidden = _hidden_paths(submissions, out, autograded_root, db_url) if sandbox.jail_available() else None
         finished = _execute_all(jobs, pool_of_workers, limits, config.Execute.skip_cells_with_tag,
-                                work / "executed", progress)
+                                work / "executed", progress, hidden)
     finally:
         for worker in pool_of_workers:
             worker.stop()
@@ -288,6 +290,15 @@ def autograde_class(
     phases["feedback"] = time.time() - clock
     report.Timing(len(jobs), phases["execute"], [j.seconds for j in finished], phases).save(out)
     return ordered
+
+
+def _hidden_paths(submissions: Path, out: Path, autograded_root: Path, db_url: str) -> list[str]:
+    """What a kernel must not see: the course (solutions, hidden tests, gradebook), every hand-in,
+    every graded notebook and this run's records."""
+    paths = {course.ROOT, Path(submissions).resolve(), out, Path(autograded_root).resolve()}
+    if db_url.startswith("sqlite:///"):
+        paths.add(Path(db_url.removeprefix("sqlite:///")).resolve())
+    return sorted(str(p) for p in paths)
 
 
 def _scores(db_url: str, course_id: str, student: str, assignment: str) -> tuple[float, float]:

@@ -4,8 +4,9 @@ The kernel sets its own rlimits (address space, file size, no core dumps) before
 code runs. Where this process may manage cgroups (root, cgroup v1 pids and memory controllers),
 each worker slot gets a cgroup that the kernel joins: it caps the number of processes and the
 memory of everything the submission starts, and lists every one of them, daemons included, so
-all are killed when grading ends. Where the environment is readable by other users, the kernel
-also drops to the slot's own unprivileged user. Whatever is missing is reported, not ignored.
+all are killed when grading ends. As root, the kernel also enters its own jail (jail.py: no
+network, the course hidden) and drops to the slot's unprivileged user. Whatever is missing is
+reported, not ignored.
 """
 
 import functools
@@ -48,9 +49,16 @@ def _unprivileged_user_can_run_python() -> bool:
     return done.returncode == 0
 
 
+def jail_available() -> bool:
+    from grader import course
+    from grader.autograde import jail
+
+    return jail.works(str(course.ROOT), FIRST_SLOT_UID)
+
+
 def slot_user(slot: int) -> tuple[int, int] | None:
-    """(uid, gid) a worker slot runs as, or None when grading cannot switch users here."""
-    if not running_as_root() or not _unprivileged_user_can_run_python():
+    """(uid, gid) a worker slot's kernels run as, or None when grading cannot switch users here."""
+    if not running_as_root() or not (jail_available() or _unprivileged_user_can_run_python()):
         return None
     return FIRST_SLOT_UID + slot, FIRST_SLOT_UID + slot
 
@@ -133,13 +141,20 @@ def isolation_warnings() -> list[str]:
             "backstop are not enforced, and a process a submission detaches can outlive its grading"
         )
     if not running_as_root():
-        warnings.append("not running as root: submissions run as your own user and can read what you can")
-    elif not _unprivileged_user_can_run_python():
         warnings.append(
-            f"an unprivileged user cannot run {sys.executable} with the course's packages (is the environment "
-            "in a folder only root can read?): submissions run as root. Install the environment somewhere "
-            "world-readable (e.g. /opt) to grade as an unprivileged user"
+            "not running as root: submissions run as your own user, can read what you can (the solutions, the "
+            "gradebook, other students' work) and can reach the network. Grade as root for the full sandbox"
         )
+    elif not jail_available():
+        warnings.append(
+            "no mount/network namespaces here: submissions can reach the network and read the course folder, "
+            "the gradebook and other students' work while they are graded"
+        )
+        if not _unprivileged_user_can_run_python():
+            warnings.append(
+                f"an unprivileged user cannot run {sys.executable}: submissions run as root. Install the "
+                "environment somewhere world-readable (e.g. /opt) to grade as an unprivileged user"
+            )
     return warnings
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import resource
 import select
+import signal
 import subprocess
 import sys
 import traceback
@@ -21,10 +22,10 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import DeadKernelError
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from grader.autograde import kernel
+from grader.autograde import jail, kernel
 from grader.autograde.unexecuted import mark_unexecuted
 
 KERNEL_DIED = "the kernel died while running it (a crash, os._exit, or more memory than the grading limit)"
@@ -53,7 +54,8 @@ class _GradingClient(NotebookClient):
         super().__init__(
             nb, km=km, timeout=job["cell_timeout"], interrupt_on_timeout=True, allow_errors=True,
             shutdown_kernel="immediate",  # the kernel is thrown away: no need to wait for a polite exit
-            raise_on_iopub_timeout=True, error_on_timeout=TIMEOUT_ERROR, skip_cells_with_tag=job["skip_tag"],
+            raise_on_iopub_timeout=True, iopub_timeout=15, error_on_timeout=TIMEOUT_ERROR,
+            skip_cells_with_tag=job["skip_tag"],
             kernel_name="python3", resources={"metadata": {"path": job["workdir"]}},
             on_cell_start=self._on_start, on_cell_executed=self._on_executed,
         )
@@ -81,6 +83,8 @@ def _become_student(job: dict) -> None:
     workdir = Path(job["workdir"])
     for procs in job.get("cgroups", []):
         Path(procs).write_text(str(os.getpid()))
+    if job.get("hide") is not None:
+        jail.enter(job["hide"], workdir)
     limits = [
         (resource.RLIMIT_AS, job.get("memory_bytes")), (resource.RLIMIT_NPROC, job.get("max_processes")),
         (resource.RLIMIT_FSIZE, job.get("max_file_bytes")), (resource.RLIMIT_CORE, 0),
@@ -97,22 +101,35 @@ def _become_student(job: dict) -> None:
     os.chdir(workdir)
     if job.get("uid") is not None and os.getuid() == 0:
         os.chown(workdir / ".kernel.json", job["uid"], job["gid"])
-        os.setgroups([])
-        os.setgid(job["gid"])
-        os.setuid(job["uid"])
+        jail.drop_to(job["uid"], job["gid"])
 
 
 def drive(job: dict) -> None:
     """Run one notebook against a freshly forked kernel and write the executed notebook."""
     nb = nbformat.read(job["notebook"], as_version=4)
-    pid, connection_file = kernel.fork_kernel(Path(job["workdir"]), lambda: _become_student(job))
+    pid, connection_file = kernel.fork_kernel(
+        Path(job["workdir"]), lambda: _become_student(job), over_unix_sockets=job.get("hide") is not None
+    )
     manager = kernel.AdoptedKernelManager(kernel_name="python3")
     manager.adopt(pid, connection_file)
     client = _GradingClient(nb, manager, job)
     try:
-        client.execute()
+        with client.setup_kernel():
+            for index, cell in enumerate(client.nb.cells):
+                try:
+                    client.execute_cell(cell, index, store_history=True)
+                except CellTimeoutError as error:
+                    # nbclient gives up on the whole notebook here; grading goes on with the next cell.
+                    cell.outputs.append(NotebookNode(output_type="error", ename="CellTimeoutError",
+                                                     evalue=str(error).splitlines()[0], traceback=[]))
+                    _atomic_write(client.nb, client.partial_path)
     except DeadKernelError:
         mark_unexecuted(client.nb, client.started, KERNEL_DIED)
+    finally:
+        try:
+            os.killpg(pid, signal.SIGKILL)  # the kernel's process group, whatever nbclient managed
+        except ProcessLookupError:
+            pass
     _atomic_write(client.nb, Path(job["executed"]))
 
 
