@@ -48,6 +48,18 @@ def _autograde(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book(args: argparse.Namespace) -> int:
+    from grader import book
+
+    try:
+        index = book.build(Path(args.out), workers=args.workers)
+    except book.BookError as error:
+        print(f"error: {error}")
+        return 1
+    print(f"book: {index}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--filename-regex", default=None,
                        help="for LMS downloads: a regex with student_id and file_id groups (nbgrader zip_collect)")
     grade.set_defaults(run=_autograde)
+
+    book = commands.add_parser("book", help="execute every lecture and render the course book as static HTML")
+    book.add_argument("--out", default=str(course.ROOT / "_build" / "book"), help="default: _build/book")
+    book.add_argument("--workers", type=int, default=2, help="lectures executed at once")
+    book.set_defaults(run=_book)
     args = parser.parse_args(argv)
     if args.command == "autograde" and args.filename_regex is None:
         from grader.autograde import intake

@@ -1,8 +1,7 @@
-"""Run a notebook top to bottom in a fresh kernel and say how it went.
+"""Validate an nbgrader notebook in a fresh kernel and say how it went.
 
-Used by the test suite (every lecture, solution and exercise) and by anything that needs an
-executed notebook. Validation goes through nbgrader's own `Validator`, because `nbgrader validate`
-exits 0 even when tests fail: callers must look at the results, never at an exit code.
+Validation goes through nbgrader's own `Validator`, because `nbgrader validate` exits 0 even when
+tests fail: callers must look at the results, never at an exit code.
 """
 
 import os
@@ -11,10 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 from nbgrader.validator import Validator
 
-from grader import notebooks
 from grader.nbgrader_api import ensure_env_bin_on_path, load_config
 
 
@@ -38,19 +35,6 @@ class Run:
 def headless_env() -> None:
     """Plots render off-screen, so notebooks run on a machine with no display."""
     os.environ["MPLBACKEND"] = "Agg"
-
-
-def execute(path: Path, cwd: Path, timeout: int = 120) -> Run:
-    """Execute a plain notebook (a lecture) in `cwd` with a fresh kernel; errors are recorded."""
-    headless_env()
-    nb = notebooks.read(path)
-    client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-        resources={"metadata": {"path": str(cwd)}},
-    )
-    start = time.perf_counter()
-    client.execute()
-    return Run(Path(path), nb, time.perf_counter() - start)
 
 
 class _KeepingValidator(Validator):

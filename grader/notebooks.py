@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import nbformat
+from nbformat.v4.rwbase import rejoin_lines
 
 from grader import course
 
@@ -27,7 +28,9 @@ def read(path: Path) -> nbformat.NotebookNode:
         if "id" not in cell:
             cell["id"] = _stable_id(index, cell, used)
             used.add(cell["id"])
-    return nbformat.from_dict(raw)
+    nb = nbformat.from_dict(raw)
+    rejoin_lines(nb)  # sources saved as lists of lines become strings, as nbformat.read gives them
+    return nb
 
 
 def _stable_id(index: int, cell: dict, used: set[str]) -> str:

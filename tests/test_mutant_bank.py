@@ -1,5 +1,6 @@
-"""Does real nbgrader grading take points from every known mistake and give full marks to every
-differently-written correct answer?"""
+"""Does the real grading path (`python -m grader autograde`, which records grades with nbgrader's own
+converter) take points from every known mistake and give full marks to every differently-written
+correct answer?"""
 
 import pytest
 from mutant_bank import banks

@@ -1,4 +1,7 @@
-"""Does every notebook run top to bottom, headless, on a CPU, within its time budget?"""
+"""Does every nbgrader notebook run top to bottom, headless, on a CPU, within its time budget?
+
+(Lectures are run alone, as in Colab, by test_colab_standalone.py.)
+"""
 
 import pytest
 
@@ -18,16 +21,6 @@ def _within_budget(run, budget):
         f"{_name(run.path)} took {run.seconds:.1f} s in a fresh kernel; the budget is {budget} s on a "
         "2-core CPU. Train for fewer epochs or on less data."
     )
-
-
-@pytest.mark.notebook
-@pytest.mark.parametrize("path", course.lecture_paths(), ids=_name)
-def test_lecture_runs_without_errors(path, tmp_path, record_property):
-    """Does the lecture run alone in an empty folder with no error output, within budget?"""
-    run = execute.execute(path, cwd=tmp_path)
-    _record(record_property, run, course.LECTURE_BUDGET_S)
-    assert not run.errors(), f"{_name(path)} raised errors (cell, exception, message): {run.errors()}"
-    _within_budget(run, course.LECTURE_BUDGET_S)
 
 
 @pytest.mark.notebook

@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 
 from grader import course
+from grader.autograde import colab
 
 _RENAME_NOISE = re.compile(r"^(copy of\s+)+|(\s*\(\d+\))+$|(-checkpoint)$|(\s+-\s+copy)$", re.I)
 
@@ -91,8 +92,9 @@ def repair(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]
     return nb, sorted(set(notes), key=notes.index)
 
 
-def prepare(path: Path | None, notebook: str, max_bytes: int) -> Prepared:
-    """Read, parse and repair one handed-in notebook."""
+def prepare(path: Path | None, notebook: str, max_bytes: int, released: nbformat.NotebookNode | None = None
+            ) -> Prepared:
+    """Read, parse and repair one handed-in notebook (`released`: the student copy it came from)."""
     if path is None:
         return Prepared(notebook, "missing", f"no {notebook}.ipynb was handed in")
     raw = path.read_bytes()
@@ -117,7 +119,12 @@ def prepare(path: Path | None, notebook: str, max_bytes: int) -> Prepared:
                 cell.pop("execution_count", None)
         data["nbformat"], data["nbformat_minor"] = 4, 5
         nb = nbformat.from_dict(data)
-        nb, notes = repair(nb)
+        notes = []
+        if released is not None:
+            # Colab drops nbgrader's cell metadata when it saves: match the cells back to the release.
+            nb, notes = colab.reattach_metadata(nb, released)
+        nb, repairs = repair(nb)
+        notes += repairs
         nbformat.validate(nb)
     except (UnicodeDecodeError, ValueError, nbformat.ValidationError, TypeError, AttributeError) as error:
         reason = getattr(error, "message", None) or str(error)

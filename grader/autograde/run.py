@@ -14,7 +14,7 @@ from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters.autograde import Autograde
 from tqdm.auto import tqdm
 
-from grader import course, release
+from grader import course, notebooks, release
 from grader.autograde import feedback, intake, preflight, report, sandbox
 from grader.autograde.replay import ReplayExecute, executed_path
 from grader.autograde.unexecuted import ENAME, mark_unexecuted
@@ -161,12 +161,15 @@ def _grading_config(out: Path, db_url: str | None, autograded: Path | None):
 def _prepare(handed_in, previous, limits, config, db_url, work):
     """Preflight and sanitise every submission not graded before; returns (resumed rows, pending, jobs)."""
     resumed, pending, jobs = {}, {}, []
+    released = {path.relative_to(course.EXERCISES).with_suffix("").as_posix(): notebooks.read(path)
+                for path in course.exercise_paths()}
     for submission in handed_in:
         key = (submission.student, submission.assignment)
         expected = sorted(p.stem for p in (course.SOLUTIONS / submission.assignment).glob("*.ipynb"))
         prepared = []
         for name, (path, note) in preflight.choose_files(submission.files, expected).items():
-            item = preflight.prepare(path, name, limits.max_submission_bytes)
+            item = preflight.prepare(path, name, limits.max_submission_bytes,
+                                     released.get(f"{submission.assignment}/{name}"))
             item.notes = ([note] if note else []) + item.notes
             prepared.append(item)
         if key in previous and previous[key].sha256 == ",".join(p.sha256 for p in prepared):

@@ -1,4 +1,4 @@
-"""Grade bank submissions through nbgrader's real autograde path in a throwaway course."""
+"""Grade bank submissions through the course's real autograde path in a throwaway course."""
 
 import re
 from dataclasses import dataclass
@@ -8,7 +8,8 @@ import nbformat
 from nbgrader.api import Gradebook
 
 from grader import course, notebooks
-from grader.nbgrader_api import api, load_config
+from grader.autograde import run
+from grader.nbgrader_api import load_config
 
 _MARKER_LINE = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
 
@@ -45,22 +46,17 @@ def submission(assignment: str, cells: dict[str, str]) -> nbformat.NotebookNode:
 
 
 def autograde(assignment: str, submissions: dict[str, nbformat.NotebookNode], root: Path) -> dict:
-    """Autograde each named submission with nbgrader; returns {student: {grade_id: CellResult}}."""
-    config = load_config(
-        root=str(root),
-        source_directory=str(course.SOLUTIONS),
-        release_directory=str(root / "release"),
-        db_url=f"sqlite:///{root}/gradebook.db",
-    )
-    nbgrader = api(config)
-    generated = nbgrader.generate_assignment(assignment, force=True, create=True)
-    assert generated["success"], generated.get("error") or generated.get("log")
+    """Grade each named submission with `python -m grader autograde`'s engine in a throwaway course;
+    returns {student: {grade_id: CellResult}} read back from nbgrader's gradebook."""
     for student, nb in submissions.items():
         notebooks.write(nb, root / "submitted" / student / assignment / f"{assignment}.ipynb")
-        graded = nbgrader.autograde(assignment, student, force=True, create=True)
-        assert graded["success"], f"nbgrader could not autograde {student}: {graded.get('error') or graded.get('log')}"
+    db_url = f"sqlite:///{root}/gradebook.db"
+    rows = run.autograde_class(root / "submitted", root / "out", workers=2, assignments=[assignment],
+                               db_url=db_url, autograded=root / "autograded", progress=False)
+    broken = [r for r in rows if r.status != "ok"]
+    assert not broken, f"bank submissions could not be graded cleanly: {broken}"
     results = {}
-    with Gradebook(config.CourseDirectory.db_url, course_id=config.CourseDirectory.course_id) as gradebook:
+    with Gradebook(db_url, course_id=load_config().CourseDirectory.course_id) as gradebook:
         for student in submissions:
             autograded = nbformat.read(root / "autograded" / student / assignment / f"{assignment}.ipynb", 4)
             errors = {
