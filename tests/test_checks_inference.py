@@ -239,7 +239,7 @@ def pr_with_masks(y_hat, y):
 
 
 def pr_with_loops(y_hat, y):
-    pairs = list(zip(y_hat.tolist(), y.tolist()))
+    pairs = list(zip(y_hat.tolist(), y.tolist(), strict=True))
     tp = sum(1 for p, t in pairs if p == 1 and t == 1)
     predicted = sum(p for p, _ in pairs)
     actual = sum(t for _, t in pairs)

@@ -99,6 +99,11 @@ def _become_student(job: dict) -> None:
         MPLBACKEND="Agg", PATH="/usr/bin:/bin", LANG="C.UTF-8", NBGRADER_EXECUTION="autograde",
     )
     os.chdir(workdir)
+    # One thread per kernel: workers already keep every core busy, and two OpenMP threads per
+    # kernel on a shared core run a small training loop many times slower, not faster.
+    import torch
+
+    torch.set_num_threads(1)
     if job.get("uid") is not None and os.getuid() == 0:
         os.chown(workdir / ".kernel.json", job["uid"], job["gid"])
         jail.drop_to(job["uid"], job["gid"])

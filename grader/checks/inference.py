@@ -57,7 +57,8 @@ def _labels(predict, model, X, threshold, what) -> torch.Tensor:
         f"{what} should return a torch.Tensor of labels.",
         "torch.Tensor",
         type(y_hat).__name__,
-        f"build the labels with tensor operations and return the tensor ({LECTURE}, 'From logits to labels').",
+        f"build the labels with tensor operations and return the tensor "
+        f"({LECTURE}, 'From logits to probabilities to labels').",
     )
     if tuple(y_hat.shape) == (n, 1):
         fail(
@@ -112,7 +113,7 @@ def _values_hint(y_hat, model, X, threshold) -> str:
     probs = torch.sigmoid(logits)
     guesses = [
         (probs > threshold).long(), "use >= : a probability exactly equal to threshold is labelled 1 (the contract "
-        "says 1 where the probability is >= threshold)",
+        "says 1 where the probability is >= threshold; lecture 06, 'The boundary case')",
     ], [
         torch.round(probs).long(), "torch.round sends a probability of exactly 0.5 to 0 (and ignores threshold): "
         "compare probs >= threshold instead",
@@ -130,7 +131,7 @@ def _values_hint(y_hat, model, X, threshold) -> str:
     if matches:
         return "; or, ".join(matches)
     return (f"labels must be 1 where torch.sigmoid(model(X)) >= threshold and 0 elsewhere; use the model and X "
-            f"you are given, not a global model ({LECTURE}, 'From logits to labels')")
+            f"you are given, not a global model ({LECTURE}, 'From logits to probabilities to labels')")
 
 
 def _expect_labels(predict, model, X, threshold, what) -> None:
@@ -186,10 +187,10 @@ def _reference_probs(model, X):
 def check_predict_mode(predict) -> None:
     """predict runs the model in eval mode without a graph, deterministically, and returns CPU labels."""
     torch.manual_seed(5)
-    inner = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1))
+    inner = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1))
     spy = _Spy(inner)
     spy.train()
-    X = torch.randn(64, 6, generator=torch.Generator().manual_seed(4))
+    X = torch.randn(64, 2, generator=torch.Generator().manual_seed(4)) * 2
     what = "predict(model, X) for a model with dropout that starts in training mode"
     first = _labels(predict, spy, X, None, what)
     expect(len(spy.calls) > 0, f"{what} never called the model.", "at least one call of model(X)", "none",
@@ -199,14 +200,15 @@ def check_predict_mode(predict) -> None:
         f"{what} ran the model in training mode, so dropout changed the logits.",
         "model.training == False during the forward pass",
         "model.training == True",
-        f"call model.eval() before computing the logits ({LECTURE}, 'Evaluation mode').",
+        f"call model.eval() before computing the logits ({LECTURE}, 'Switching off the training machinery').",
     )
     expect(
         not any(c["grad"] for c in spy.calls),
         f"{what} built a computation graph (gradients were enabled during the forward pass).",
         "torch.is_grad_enabled() == False inside predict",
         "True",
-        f"wrap the forward pass in `with torch.no_grad():` or `with torch.inference_mode():` ({LECTURE}).",
+        f"wrap the forward pass in `with torch.no_grad():` or `with torch.inference_mode():` "
+        f"({LECTURE}, 'Switching off the training machinery').",
     )
     second = _labels(predict, spy, X, None, what + " (second call)")
     expect(torch.equal(first, second), f"{what} gave different labels on two calls with the same X.",
@@ -241,7 +243,7 @@ def _expect_pair(result, what):
         repr(result)[:80],
         "return precision, recall",
     )
-    for name, value in zip(("precision", "recall"), result):
+    for name, value in zip(("precision", "recall"), result, strict=True):
         expect(
             isinstance(value, float),
             f"{what} returned {name} as {type(value).__name__}, not a Python float.",
@@ -286,4 +288,5 @@ def check_precision_recall(precision_recall) -> None:
         elif math.isclose(got[0], accuracy, abs_tol=1e-6) or math.isclose(got[1], accuracy, abs_tol=1e-6):
             hint = "that is the accuracy; count only the rows predicted positive (precision) or actually positive"
         fail(f"{what} gave the wrong values.", (round(precision, 4), round(recall, 4)),
-             (round(got[0], 4), round(got[1], 4)), f"{hint} ({LECTURE}, 'Precision and recall').")
+             (round(got[0], 4), round(got[1], 4)),
+             f"{hint} ({LECTURE}, 'Accuracy, confusion matrix, precision and recall').")

@@ -1,0 +1,323 @@
+from mutant_bank import Correct, Mutant
+
+ASSIGNMENT = "07_capstone"
+
+
+def _train(stats: str, fit: str, head: str = "") -> str:
+    """A train_capstone whose statistics and training rows come from the given lines."""
+    return f"""
+def train_capstone(X_train, y_train):
+    torch.manual_seed(0)
+{head}{stats}
+{fit}
+    model = MLP(in_features=30, hidden=(32,)).to(device)
+    loader = DataLoader(TabularDataset(X_fit, y_fit), batch_size=32, shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for epoch in range(20):
+        train_one_epoch(model, loader, nn.BCEWithLogitsLoss(), optimizer, device)
+    return model, torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+"""
+
+
+TRAIN_STATS = "    mean, std = X_train.mean(axis=0), X_train.std(axis=0)"
+STANDARDISED_TRAIN = "    X_fit, y_fit = (X_train - mean) / std, y_train"
+
+MUTANTS = [
+    Mutant(
+        name="trained_on_reserved_rows",
+        cells={"train_capstone": _train(
+            TRAIN_STATS,
+            "    X_all, y_all = load_breast_cancer(return_X_y=True)\n"
+            "    X_fit, y_fit = (X_all - mean) / std, y_all",
+        )},
+        loses={
+            "test_train_capstone": "rows of the reserved part",
+            "test_reserved_accuracy_090": "cannot score this model",
+            "test_reserved_accuracy_095": "cannot score this model",
+        },
+    ),
+    Mutant(
+        name="scaler_fitted_on_all_data",
+        cells={"train_capstone": _train(
+            "    X_all = load_breast_cancer().data\n    mean, std = X_all.mean(axis=0), X_all.std(axis=0)",
+            STANDARDISED_TRAIN,
+        )},
+        loses={
+            "test_train_capstone": "mean should be X_train's column means",
+            "test_reserved_accuracy_090": "reserved rows included",
+            "test_reserved_accuracy_095": "reserved rows included",
+        },
+    ),
+    Mutant(
+        name="trained_on_validation_rows_too",
+        cells={"train_capstone": _train(
+            TRAIN_STATS,
+            "    X_fit = (np.concatenate([X_train, X_val]) - mean) / std\n"
+            "    y_fit = np.concatenate([y_train, y_val])",
+        )},
+        loses={"test_train_capstone": "rows of the validation part"},
+    ),
+    Mutant(
+        name="no_standardisation",
+        cells={"train_capstone": _train(
+            "    mean, std = np.zeros(30), np.ones(30)", "    X_fit, y_fit = X_train, y_train",
+        )},
+        loses={"test_train_capstone": "mean should be X_train's column means"},
+    ),
+    Mutant(
+        name="statistics_computed_but_not_applied",
+        cells={"train_capstone": _train(TRAIN_STATS, "    X_fit, y_fit = X_train, y_train")},
+        loses={"test_train_capstone": "not rows of X_train standardised"},
+    ),
+    Mutant(
+        name="model_never_trained",
+        cells={"train_capstone": """
+def train_capstone(X_train, y_train):
+    torch.manual_seed(0)
+    mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+    std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+    return MLP(in_features=30, hidden=(32,)), mean, std
+"""},
+        loses={
+            "test_train_capstone": "validation accuracy is only",
+            "test_reserved_accuracy_090": "validation accuracy is only",
+            "test_reserved_accuracy_095": "validation accuracy is only",
+        },
+    ),
+    Mutant(
+        name="predict_always_one",
+        cells={"predict": """
+def predict(model, X, threshold=0.5, device="cpu"):
+    return torch.ones(len(X), dtype=torch.long)
+"""},
+        loses={
+            "test_building_blocks": "every label is 1",
+            "test_train_capstone": "validation accuracy is only",
+            "test_reserved_accuracy_090": "validation accuracy is only",
+        },
+    ),
+    Mutant(
+        name="predict_strict_greater",
+        cells={"predict": """
+def predict(model, X, threshold=0.5, device="cpu"):
+    model.to(device).eval()
+    with torch.no_grad():
+        return (torch.sigmoid(model(X.to(device))).squeeze(1) > threshold).long().cpu()
+"""},
+        loses={"test_building_blocks": "use >="},
+    ),
+    Mutant(
+        name="mlp_plain_python_list",
+        cells={"mlp": """
+class MLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        sizes = [in_features, *hidden, out_features]
+        self.layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = torch.relu(layer(x))
+        return self.layers[-1](x)
+"""},
+        loses={"test_building_blocks": "empty parameter list"},
+    ),
+    Mutant(
+        name="mlp_sigmoid_output",
+        cells={"mlp": """
+class MLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        sizes, layers = [in_features, *hidden], []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(sizes[-1], out_features), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.net(x)
+"""},
+        loses={"test_building_blocks": "nothing after the last one"},
+    ),
+    Mutant(
+        name="dataset_len_is_feature_count",
+        cells={"tabular_dataset": """
+class TabularDataset(Dataset):
+    def __init__(self, X, y):
+        self.X = torch.tensor(X, dtype=torch.float32)
+        self.y = torch.tensor(y, dtype=torch.float32).reshape(-1, 1)
+
+    def __len__(self):
+        return self.X.shape[1]
+
+    def __getitem__(self, i):
+        return self.X[i], self.y[i]
+"""},
+        loses={"test_building_blocks": "len(dataset) should be 341"},
+    ),
+    Mutant(
+        name="train_one_epoch_without_zero_grad",
+        cells={"train_one_epoch": """
+def train_one_epoch(model, loader, criterion, optimizer, device="cpu"):
+    model.train()
+    losses = []
+    for X, y in loader:
+        loss = criterion(model(X.to(device)), y.to(device))
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+"""},
+        loses={"test_building_blocks": "zero_grad"},
+    ),
+    Mutant(
+        name="predict_raw_batch_statistics",
+        cells={"predict_raw": """
+def predict_raw(model, mean, std, X_raw):
+    X = torch.tensor(X_raw, dtype=torch.float32)
+    return predict(model, (X - X.mean(dim=0)) / X.std(dim=0))
+"""},
+        loses={"test_predict_raw": "its own mean and std"},
+    ),
+    Mutant(
+        name="predict_raw_not_standardised",
+        cells={"predict_raw": """
+def predict_raw(model, mean, std, X_raw):
+    return predict(model, torch.tensor(X_raw, dtype=torch.float32))
+"""},
+        loses={"test_predict_raw": "expected [1, 0]"},
+    ),
+    Mutant(
+        name="checkpoint_pickles_whole_model",
+        cells={"checkpoint": """
+def save_checkpoint(model, mean, std, path):
+    torch.save({"model": model, "mean": mean, "std": std}, path)
+
+
+def load_checkpoint(path, model):
+    checkpoint = torch.load(path, weights_only=False)
+    return checkpoint["model"], checkpoint["mean"], checkpoint["std"]
+"""},
+        loses={"test_checkpoint": "weights_only=True"},
+    ),
+    Mutant(
+        name="checkpoint_load_skips_load_state_dict",
+        cells={"checkpoint": """
+def save_checkpoint(model, mean, std, path):
+    torch.save({"state_dict": model.state_dict(), "mean": mean, "std": std}, path)
+
+
+def load_checkpoint(path, model):
+    checkpoint = torch.load(path)
+    return model, checkpoint["mean"], checkpoint["std"]
+"""},
+        loses={"test_checkpoint": "use load_state_dict"},
+    ),
+]
+
+CORRECT = [
+    Correct(
+        name="modulelist_lazy_dataset_zero_grad_after_step",
+        cells={
+            "mlp": """
+class MLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        sizes = [in_features, *hidden, out_features]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, x):
+        for layer in self.layers[:-1]:
+            x = nn.functional.relu(layer(x))
+        return self.layers[-1](x)
+""",
+            "tabular_dataset": """
+class TabularDataset(Dataset):
+    def __init__(self, X, y):
+        self.X, self.y = X, y
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, i):
+        return torch.tensor(self.X[i], dtype=torch.float32), torch.tensor([self.y[i]], dtype=torch.float32)
+""",
+            "train_one_epoch": """
+def train_one_epoch(model, loader, criterion, optimizer, device="cpu"):
+    model.train()
+    total, count = 0.0, 0
+    for X, y in loader:
+        loss = criterion(model(X.to(device)), y.to(device))
+        loss.backward()
+        optimizer.step()
+        model.zero_grad()
+        total, count = total + loss.item(), count + 1
+    return total / count
+""",
+        },
+    ),
+    Correct(
+        name="inference_mode_logit_threshold_torch_statistics",
+        cells={
+            "predict": """
+def predict(model, X, threshold=0.5, device="cpu"):
+    model.to(device).eval()
+    with torch.inference_mode():
+        logits = model(X.to(device)).squeeze(1)
+    return (logits >= torch.logit(torch.tensor(threshold))).long().cpu()
+""",
+            "train_capstone": """
+def train_capstone(X_train, y_train):
+    torch.manual_seed(0)
+    X = torch.tensor(X_train, dtype=torch.float32)
+    mean, std = X.mean(dim=0), X.std(dim=0)
+    loader = DataLoader(TabularDataset(((X - mean) / std).numpy(), y_train), batch_size=50, shuffle=True)
+    model = MLP(30, (16, 8)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    X_val_std = (torch.tensor(X_val, dtype=torch.float32) - mean) / std
+    for epoch in range(25):
+        loss = train_one_epoch(model, loader, nn.BCEWithLogitsLoss(), optimizer, device)
+        val_accuracy = (predict(model, X_val_std, device=device).numpy() == y_val).mean()
+    print(f"last epoch: loss {loss:.3f}, validation accuracy {val_accuracy:.3f}")
+    return model, mean, std
+""",
+        },
+    ),
+    Correct(
+        name="full_batch_loop_float64_predict_raw_flat_checkpoint",
+        cells={
+            "train_capstone": """
+def train_capstone(X_train, y_train):
+    torch.manual_seed(0)
+    mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+    std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+    X = (torch.tensor(X_train, dtype=torch.float32) - mean) / std
+    y = torch.tensor(y_train, dtype=torch.float32).unsqueeze(1)
+    model = MLP(30, (30,))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    criterion = nn.BCEWithLogitsLoss()
+    model.train()
+    for step in range(150):
+        optimizer.zero_grad()
+        criterion(model(X), y).backward()
+        optimizer.step()
+    return model, mean, std
+""",
+            "predict_raw": """
+def predict_raw(model, mean, std, X_raw):
+    X = (X_raw - mean.double().numpy()) / std.double().numpy()
+    return predict(model, torch.from_numpy(X).float())
+""",
+            "checkpoint": """
+def save_checkpoint(model, mean, std, path):
+    torch.save({**model.state_dict(), "_mean": mean, "_std": std}, path)
+
+
+def load_checkpoint(path, model):
+    state = torch.load(path)
+    mean, std = state.pop("_mean"), state.pop("_std")
+    model.load_state_dict(state)
+    return model, mean, std
+""",
+        },
+    ),
+]
