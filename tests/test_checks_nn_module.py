@@ -1,0 +1,320 @@
+"""Do the hidden checks of exercise 03 accept correct MLPs and explain each wrong one?"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from grader.checks import nn_module
+from grader.checks.report import CheckFailed
+
+MLP_CHECKS = [nn_module.check_mlp_parameters, nn_module.check_mlp_forward, nn_module.check_mlp_sizes]
+
+
+def _fails_with(check, candidate, *fragments):
+    with pytest.raises(CheckFailed) as failure:
+        check(candidate)
+    for fragment in fragments:
+        assert fragment in str(failure.value), f"message lacks {fragment!r}:\n{failure.value}"
+    return str(failure.value)
+
+
+# correct MLPs ------------------------------------------------------------------------------------
+
+class SequentialMLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        sizes = [in_features, *hidden]
+        layers = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+        self.net = nn.Sequential(*layers, nn.Linear(sizes[-1], out_features))
+
+    def forward(self, X):
+        return self.net(X)
+
+
+class ModuleListMLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        sizes = [in_features, *hidden, out_features]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, X):
+        for layer in self.layers[:-1]:
+            X = F.relu(layer(X))
+        return self.layers[-1](X)
+
+
+class SetattrMLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        self.n_hidden = len(hidden)
+        n_in = in_features
+        for i, n_out in enumerate(hidden):
+            setattr(self, f"hidden{i}", nn.Linear(n_in, n_out))
+            n_in = n_out
+        self.output = nn.Linear(n_in, out_features)
+        self.relu = nn.ReLU()
+
+    def forward(self, X):
+        for i in range(self.n_hidden):
+            X = self.relu(getattr(self, f"hidden{i}")(X))
+        return self.output(X)
+
+
+class AddModuleMLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        sizes = [in_features, *hidden, out_features]
+        for i in range(len(sizes) - 1):
+            self.add_module(f"fc{i}", nn.Linear(sizes[i], sizes[i + 1]))
+        self.depth = len(sizes) - 1
+
+    def forward(self, X):
+        h = X
+        for i in range(self.depth):
+            h = getattr(self, f"fc{i}")(h)
+            if i < self.depth - 1:
+                h = torch.clamp(h, min=0)
+        return h
+
+
+class BlocksMLP(nn.Module):
+    """Hidden blocks of Sequential(Linear, ReLU) in a ModuleList, then a separate head."""
+
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        sizes = [in_features, *hidden]
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.head = nn.Linear(sizes[-1], out_features)
+
+    def forward(self, X):
+        for block in self.blocks:
+            X = block(X)
+        return self.head(X)
+
+
+class HeadFirstMLP(BlocksMLP):
+    """Registers the output layer before the hidden layers."""
+
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        nn.Module.__init__(self)
+        sizes = [in_features, *hidden]
+        self.head = nn.Linear(sizes[-1], out_features)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(a, b), nn.ReLU()) for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+@pytest.mark.parametrize("right", [SequentialMLP, ModuleListMLP, SetattrMLP, AddModuleMLP, BlocksMLP, HeadFirstMLP])
+@pytest.mark.parametrize("check", MLP_CHECKS, ids=lambda c: c.__name__)
+def test_mlp_accepts_correct_variants(check, right):
+    """Is every correct MLP accepted however its layers are stored and applied?"""
+    check(right)
+
+
+# wrong MLPs --------------------------------------------------------------------------------------
+
+class PlainListMLP(ModuleListMLP):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        nn.Module.__init__(self)
+        sizes = [in_features, *hidden, out_features]
+        self.layers = [nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+class ReluOutputMLP(SequentialMLP):
+    def forward(self, X):
+        return F.relu(self.net(X))
+
+
+class SigmoidOutputMLP(SequentialMLP):
+    def forward(self, X):
+        return torch.sigmoid(self.net(X))
+
+
+class NoActivationMLP(ModuleListMLP):
+    def forward(self, X):
+        for layer in self.layers:
+            X = layer(X)
+        return X
+
+
+class HardCodedMLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(10, 32), nn.Linear(32, 64), nn.Linear(64, 1)
+
+    def forward(self, X):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(X)))))
+
+
+class TwoHiddenMLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden[0])
+        self.fc2 = nn.Linear(hidden[0], hidden[1])
+        self.fc3 = nn.Linear(hidden[1], out_features)
+
+    def forward(self, X):
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(X)))))
+
+
+class TwoHiddenLastMLP(TwoHiddenMLP):
+    """Uses hidden[0] and hidden[-1]: builds for (8,) but drops the middle of (16, 16, 16)."""
+
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        nn.Module.__init__(self)
+        self.fc1 = nn.Linear(in_features, hidden[0])
+        self.fc2 = nn.Linear(hidden[0], hidden[-1])
+        self.fc3 = nn.Linear(hidden[-1], out_features)
+
+
+class NoBiasMLP(nn.Module):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__()
+        sizes = [in_features, *hidden, out_features]
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in zip(sizes[:-1], sizes[1:]))
+
+    def forward(self, X):
+        for layer in self.layers[:-1]:
+            X = F.relu(layer(X))
+        return self.layers[-1](X)
+
+
+class NoSuperMLP(SequentialMLP):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        self.net = nn.Sequential(nn.Linear(in_features, out_features))
+
+
+class TanhMLP(ModuleListMLP):
+    def forward(self, X):
+        for layer in self.layers[:-1]:
+            X = torch.tanh(layer(X))
+        return self.layers[-1](X)
+
+
+class SqueezedMLP(SequentialMLP):
+    def forward(self, X):
+        return self.net(X).squeeze()
+
+
+class DoubleMLP(SequentialMLP):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__(in_features, hidden, out_features)
+        self.double()
+
+    def forward(self, X):
+        return self.net(X.double())
+
+
+class DetachedMLP(SequentialMLP):
+    def forward(self, X):
+        return self.net(X).detach()
+
+
+class UnusedLayerMLP(ModuleListMLP):
+    def forward(self, X):
+        for layer in self.layers[:-2]:
+            X = F.relu(layer(X))
+        return self.layers[-1](F.relu(X @ self.layers[-2].weight.detach().T + self.layers[-2].bias))
+
+
+class ExtraParameterMLP(SequentialMLP):
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__(in_features, hidden, out_features)
+        self.scale = nn.Parameter(torch.ones(1))
+
+
+class ReluFirstMLP(ModuleListMLP):
+    """ReLU before every layer instead of after every hidden layer."""
+
+    def forward(self, X):
+        for layer in self.layers:
+            X = layer(F.relu(X))
+        return X
+
+
+@pytest.mark.parametrize("wrong, check, fragments", [
+    (PlainListMLP, nn_module.check_mlp_parameters, ["no registered parameters", "nn.ModuleList"]),
+    (PlainListMLP, nn_module.check_mlp_forward, ["no registered parameters"]),
+    (ReluOutputMLP, nn_module.check_mlp_forward, ["wrong logits", "never negative"]),
+    (ReluOutputMLP, nn_module.check_mlp_sizes, ["never negative"]),
+    (SigmoidOutputMLP, nn_module.check_mlp_forward, ["wrong logits", "sigmoid"]),
+    (NoActivationMLP, nn_module.check_mlp_forward, ["wrong logits", "no activation"]),
+    (HardCodedMLP, nn_module.check_mlp_parameters, ["MLP(in_features=3, hidden=(5, 7), out_features=2)", "hard-code"]),
+    (HardCodedMLP, nn_module.check_mlp_sizes, ["wrong number of registered nn.Linear"]),
+    (TwoHiddenMLP, nn_module.check_mlp_sizes, ["hidden=(8,)", "loop over hidden"]),
+    (TwoHiddenLastMLP, nn_module.check_mlp_sizes, ["hidden=(8,)", "wrong number of registered nn.Linear"]),
+    (NoBiasMLP, nn_module.check_mlp_parameters, ["have no bias", "bias=True"]),
+    (NoBiasMLP, nn_module.check_mlp_forward, ["have no bias"]),
+    (NoSuperMLP, nn_module.check_mlp_parameters, ["raised AttributeError", "super().__init__()"]),
+    (TanhMLP, nn_module.check_mlp_forward, ["wrong logits", "ReLU after every hidden layer"]),
+    (SqueezedMLP, nn_module.check_mlp_forward, ["wrong shape", "no squeeze"]),
+    (DoubleMLP, nn_module.check_mlp_forward, ["wrong dtype", "float32"]),
+    (DetachedMLP, nn_module.check_mlp_forward, ["does not require grad"]),
+    (UnusedLayerMLP, nn_module.check_mlp_forward, ["got no gradient", "layers.1.weight"]),
+    (ExtraParameterMLP, nn_module.check_mlp_parameters, ["belong to no nn.Linear"]),
+    (ReluFirstMLP, nn_module.check_mlp_forward, ["wrong logits"]),
+])
+def test_mlp_explains_mistakes(wrong, check, fragments):
+    """Does each wrong MLP fail with a message naming the mistake?"""
+    _fails_with(check, wrong, *fragments)
+
+
+def test_not_implemented_passes_through_unchanged():
+    """Does an unsolved stub still raise NotImplementedError, not a check failure?"""
+    class Stub(nn.Module):
+        def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+            super().__init__()
+            raise NotImplementedError("Replace this line")
+
+    def stub(model):
+        raise NotImplementedError("Replace this line")
+
+    for check in MLP_CHECKS:
+        with pytest.raises(NotImplementedError):
+            check(Stub)
+    with pytest.raises(NotImplementedError):
+        nn_module.check_count_parameters(stub)
+
+
+# count_parameters --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("right", [
+    lambda model: sum(p.numel() for p in model.parameters() if p.requires_grad),
+    lambda model: int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+    lambda model: sum(p.nelement() for _, p in model.named_parameters() if p.requires_grad),
+    lambda model: int(torch.tensor([p.numel() for p in model.parameters() if p.requires_grad]).sum().item()),
+])
+def test_count_parameters_accepts_correct_variants(right):
+    """Are the generator, named_parameters and tensor-sum versions accepted?"""
+    nn_module.check_count_parameters(right)
+
+
+def _count_modules(model):
+    return sum(m.weight.numel() + (m.bias.numel() if m.bias is not None else 0)
+               for m in model.modules() if isinstance(m, nn.Linear))
+
+
+@pytest.mark.parametrize("wrong, fragments", [
+    (lambda model: len(list(model.parameters())), ["wrong count", "p.numel()"]),
+    (lambda model: sum(p.numel() for p in model.parameters()), ["frozen", "first layer is frozen"]),
+    (lambda model: sum(t.numel() for t in model.state_dict().values()), ["BatchNorm1d", "buffers"]),
+    (lambda model: torch.tensor(sum(p.numel() for p in model.parameters())), ["Python int", "Tensor"]),
+    (lambda model: float(sum(p.numel() for p in model.parameters() if p.requires_grad)), ["Python int", "float"]),
+    (_count_modules, ["wrong count"]),
+])
+def test_count_parameters_explains_mistakes(wrong, fragments):
+    """Does each wrong count fail with a message naming the mistake?"""
+    _fails_with(nn_module.check_count_parameters, wrong, *fragments)
+
+
+# determinism -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", range(20))
+def test_reference_passes_under_any_global_seed(seed):
+    """Do the checks pass the reference whatever the global seed before them?"""
+    for check in MLP_CHECKS:
+        torch.manual_seed(seed)
+        check(SequentialMLP)
+    torch.manual_seed(seed)
+    nn_module.check_count_parameters(lambda model: sum(p.numel() for p in model.parameters() if p.requires_grad))
