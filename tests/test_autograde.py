@@ -241,3 +241,24 @@ def test_nothing_a_submission_starts_outlives_it(hostile):
     assert rows["alice"].score == 10, "a classmate's fork bomb cost alice points"
     with Gradebook(f"sqlite:///{db_file}", course_id="intro-to-pytorch") as gradebook:
         assert {s.id for s in gradebook.students} >= set(rows)
+
+
+@pytest.mark.notebook
+def test_a_fork_bomb_does_not_cost_the_next_student_in_its_slot(tmp_path):
+    """With one worker, is the submission graded right after a fork bomb graded in full?
+
+    The bomb's killed children become zombies of whoever adopts them; if nobody reaps them they
+    stay charged to the slot's process cap and the next kernel cannot even start."""
+    if not sandbox.cgroups_available():
+        pytest.skip("this machine has no cgroups to cap processes with")
+    subs = tmp_path / "submitted"
+    bomb = submission(ASSIGNMENT, {"make_grid": "import os, time\nfor _ in range(2000):\n    try:\n"
+                                   "        if os.fork() == 0:\n            time.sleep(300)\n            os._exit(0)\n"
+                                   "    except OSError:\n        break\n" + RIGHT_GRID})
+    notebooks.write(bomb, subs / "a_bomb" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    notebooks.write(submission(ASSIGNMENT, {}), subs / "b_next" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    rows = run.autograde_class(subs, tmp_path / "out", workers=1, assignments=[ASSIGNMENT], limits=LIMITS,
+                               db_url=f"sqlite:///{tmp_path / 'gradebook.db'}", autograded=tmp_path / "autograded",
+                               progress=False)
+    after = {r.student_id: r for r in rows}["b_next"]
+    assert (after.score, after.status) == (10, "ok"), f"the student graded after a fork bomb lost out: {after}"

@@ -35,12 +35,18 @@ GUARD = f"""
 import importlib.abc, os, sys
 _ROOT = {str(course.ROOT.resolve())!r}
 _REPO = set({REPO_MODULES!r})
+# A virtual environment may live inside the clone (CI makes one in .venv): its packages stand in for Colab's.
+_ENV = {{os.path.realpath(p) for p in (sys.prefix, sys.base_prefix)}}
 
-def _inside(path):
+def _under(path, folder):
     try:
-        return os.path.commonpath([os.path.realpath(path or "."), _ROOT]) == _ROOT
+        return os.path.commonpath([path, folder]) == folder
     except ValueError:
         return False
+
+def _inside(path):
+    path = os.path.realpath(path or ".")
+    return _under(path, _ROOT) and not any(_under(path, env) for env in _ENV)
 
 class _NoCourseRepo(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):

@@ -83,13 +83,14 @@ class SlotCgroup:
         return [str(path / "cgroup.procs") for path in self.paths]
 
     def members(self) -> set[int]:
+        """Live processes in the cgroup (zombies are dead already: their adopter reaps them)."""
         found = set()
         for path in self.paths:
             try:
                 found |= {int(pid) for pid in (path / "cgroup.procs").read_text().split()}
             except OSError:
                 pass
-        return found
+        return {pid for pid in found if not _is_zombie(pid)}
 
     def kill_all(self) -> None:
         """Kill every process in the cgroup, however it detached, until none is left."""
@@ -156,6 +157,13 @@ def isolation_warnings() -> list[str]:
                 "environment somewhere world-readable (e.g. /opt) to grade as an unprivileged user"
             )
     return warnings
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return True  # gone
 
 
 def _processes() -> list[tuple[int, int, int, int]]:

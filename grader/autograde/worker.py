@@ -10,6 +10,7 @@ has to kill everything the cells that ran keep their results. Student code only 
 the kernel, which lowers its limits and drops to the slot's user before it starts.
 """
 
+import ctypes
 import json
 import os
 import resource
@@ -138,12 +139,37 @@ def drive(job: dict) -> None:
     _atomic_write(client.nb, Path(job["executed"]))
 
 
+def _become_subreaper() -> None:
+    """Adopt the orphans of killed submissions, so that this worker, not PID 1, reaps them.
+
+    A killed fork bomb leaves its children as zombies of whoever adopts them. Where PID 1 does not
+    reap (a minimal container init), those zombies stay charged to the slot's process cap, and every
+    later kernel in the slot could not start a thread."""
+    PR_SET_CHILD_SUBREAPER = 36
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: orphans go to init as usual
+
+
+def _reap_orphans() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
 def serve() -> None:
     """The worker loop: read a job per line on stdin, fork a driver for it, report on stdout."""
+    _become_subreaper()
     kernel.preload()
     print(json.dumps({"ready": os.getpid()}), flush=True)
     while line := sys.stdin.readline():
         job = json.loads(line)
+        _reap_orphans()  # what the parent killed after the previous job
         pid = os.fork()
         if pid == 0:
             status = 1

@@ -1,0 +1,424 @@
+from mutant_bank import Correct, Mutant
+
+ASSIGNMENT = "05_training_loop"
+
+TRAIN = 'def train_one_epoch(model, loader, criterion, optimizer, device="cpu"):\n'
+EVALUATE = 'def evaluate(model, loader, criterion, device="cpu"):\n'
+
+# Mistakes in train_one_epoch: cell source, the check's message fragment, the notebook's message fragment
+# (the visible asserts run first, so a mistake they already catch shows their message).
+TRAIN_MISTAKES = {
+    "no_zero_grad": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "never zeroed the gradients", "never zeroed the gradients"),
+    "zero_grad_once_before_loop": ("""
+    model.train()
+    losses = []
+    optimizer.zero_grad()
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "the sum over this and earlier batches", "call optimizer.zero_grad() in every iteration"),
+    "zero_grad_between_backward_and_step": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.zero_grad()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "without gradients", "the weights did not change"),
+    "no_train_mode": ("""
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "model.train()", "call model.train() first"),
+    "no_step": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "never called optimizer.step()", "the weights did not change"),
+    "no_backward": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "loss.backward()", "the weights did not change"),
+    "step_outside_loop": ("""
+    model.train()
+    losses = []
+    optimizer.zero_grad()
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        loss = criterion(model(X), y)
+        loss.backward()
+        losses.append(loss.item())
+    optimizer.step()
+    return sum(losses) / len(losses)
+""", "called optimizer.step() the wrong number of times", "called optimizer.step() the wrong number of times"),
+    "returns_last_batch_loss": ("""
+    model.train()
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+    return loss.item()
+""", "last batch", "last batch"),
+    "returns_sum": ("""
+    model.train()
+    total = 0.0
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item()
+    return total
+""", "sum of the batch losses", "between 0.1 and 1"),
+    "weighted_by_batch_size": ("""
+    model.train()
+    total, count = 0.0, 0
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(X)
+        count += len(X)
+    return total / count
+""", "plain mean", "plain mean"),
+    "returns_tensor_with_graph": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss)
+    return sum(losses) / len(losses)
+""", "holds the computation graph", "expected a Python float"),
+    "ignores_device": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "did not move every batch to device", "did not move every batch to device"),
+    "moves_only_X": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(X.to(device)), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "did not move every batch to device", "did not move every batch to device"),
+    "no_grad_around_forward": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        with torch.no_grad():
+            y_hat = model(X)
+        loss = criterion(y_hat, y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "does not require grad", "does not require grad"),
+    "hard_coded_bce_loss": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = nn.BCEWithLogitsLoss()(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "use the criterion you are given", "use the criterion you are given"),
+    "uses_global_optimizer": ("""
+def train_one_epoch(model, loader, criterion, opt, device="cpu"):
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "never called optimizer.step()", "never called optimizer.step()"),
+    "two_forward_passes": ("""
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(criterion(model(X), y).item())
+    return sum(losses) / len(losses)
+""", "wrong number of forward passes", "forward passes (one per batch)"),
+}
+
+EVALUATE_MISTAKES = {
+    "evaluate_no_eval": ("""
+    losses = []
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            losses.append(criterion(model(X), y).item())
+    return sum(losses) / len(losses)
+""", "ran the model in training mode", "call model.eval()"),
+    "evaluate_builds_graph": ("""
+    model.eval()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        losses.append(criterion(model(X), y).item())
+    return sum(losses) / len(losses)
+""", "built a computation graph", "torch.no_grad()"),
+    "evaluate_trains_with_new_optimizer": ("""
+    model.eval()
+    step = torch.optim.SGD(model.parameters(), lr=0.01)
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        step.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        step.step()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""", "built a computation graph", "gradients were on"),
+    "evaluate_steps_global_optimizer": ("""
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            losses.append(criterion(model(X), y).item())
+    optimizer.step()  # "to update the scheduler" -- but this optimizer is the notebook's global one
+    return sum(losses) / len(losses)
+""", "changed the notebook model's parameters", "evaluate changed the weights"),
+    "evaluate_zeroes_weights_in_place": ("""
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            losses.append(criterion(model(X), y).item())
+        for p in model.parameters():
+            p.mul_(0.99)
+    return sum(losses) / len(losses)
+""", "changed the model's parameters", "evaluate changed the weights"),
+    "evaluate_returns_last": ("""
+    model.eval()
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            loss = criterion(model(X), y).item()
+    return loss
+""", "last batch", "last batch"),
+    "evaluate_returns_tensor": ("""
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            losses.append(criterion(model(X), y))
+    return torch.stack(losses).mean()
+""", "not a Python float", "expected a Python float"),
+    "evaluate_ignores_device": ("""
+    model.eval()
+    losses = []
+    with torch.no_grad():
+        for X, y in loader:
+            losses.append(criterion(model(X), y).item())
+    return sum(losses) / len(losses)
+""", "did not move every batch to device", "did not move every batch to device"),
+}
+
+CORRECT_TRAIN = {
+    "zero_grad_after_step": """
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return sum(losses) / len(losses)
+""",
+    "model_zero_grad": """
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        model.zero_grad()
+        y_hat = model(X)
+        loss = criterion(y_hat, y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return float(sum(losses) / len(losses))
+""",
+    "set_to_none_and_tensor_mean": """
+    model.train()
+    losses = []
+    for X, y in loader:
+        X = X.to(device)
+        y = y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return torch.tensor(losses).mean().item()
+""",
+    "running_total_with_enumerate": """
+    model.train()
+    total = 0.0
+    for batch, (X, y) in enumerate(loader, start=1):
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().item()
+    return total / batch
+""",
+    "numpy_mean_as_float": """
+    import numpy as np
+    model.to(device)
+    model.train()
+    losses = []
+    for X, y in loader:
+        X, y = X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+""",
+}
+
+CORRECT_EVALUATE = {
+    "evaluate_inference_mode": """
+    model.eval()
+    losses = []
+    with torch.inference_mode():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            losses.append(criterion(model(X), y).item())
+    return sum(losses) / len(losses)
+""",
+    "evaluate_no_grad_decorator_and_len": """
+    @torch.no_grad()
+    def run():
+        model.eval()
+        return [criterion(model(X.to(device)), y.to(device)).item() for X, y in loader]
+    losses = run()
+    return sum(losses) / len(loader)
+""",
+    "evaluate_restores_train_mode": """
+    was_training = model.training
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            total += criterion(model(X), y).item()
+            n += 1
+    model.train(was_training)
+    return total / n
+""",
+}
+
+def source(prefix: str, body: str) -> str:
+    """A whole answer cell: the given signature and the body, or the body alone when it has its own def."""
+    return body.lstrip("\n") if body.lstrip().startswith("def ") else prefix + body
+
+
+# Mistakes that also lose the points of Part C (train and evaluate alternated), with that cell's message.
+ALSO_LOSES = {
+    "no_train_mode": {"test_fit": "train_one_epoch ran the model in eval mode"},
+    "evaluate_no_eval": {"test_fit": "evaluate ran the model in training mode"},
+    "returns_last_batch_loss": {"test_fit": "the training loss (train_one_epoch) differs"},
+}
+
+MUTANTS = [
+    *[
+        Mutant(
+            name=name,
+            cells={"train_one_epoch": source(TRAIN, body)},
+            loses={"test_train_one_epoch": notebook, **ALSO_LOSES.get(name, {})},
+        )
+        for name, (body, _check, notebook) in TRAIN_MISTAKES.items()
+    ],
+    *[
+        Mutant(
+            name=name,
+            cells={"evaluate": source(EVALUATE, body)},
+            loses={"test_evaluate": notebook, **ALSO_LOSES.get(name, {})},
+        )
+        for name, (body, _check, notebook) in EVALUATE_MISTAKES.items()
+    ],
+]
+
+CORRECT = [
+    *[Correct(name=name, cells={"train_one_epoch": source(TRAIN, body)}) for name, body in CORRECT_TRAIN.items()],
+    *[Correct(name=name, cells={"evaluate": source(EVALUATE, body)}) for name, body in CORRECT_EVALUATE.items()],
+]
