@@ -15,11 +15,13 @@ from torch.utils.data import DataLoader, Dataset
 from grader import course
 from grader.checks import capstone
 from grader.checks.report import CheckFailed
+from grader.observation import as_json, decode, encode
+from grader.observers import capstone as observers
 
 
-def _fails_with(check, *args, fragments):
+def _fails_with(check, *args, fragments, **kwargs):
     with pytest.raises(CheckFailed) as failure:
-        check(*args)
+        check(*args, **kwargs)
     for fragment in fragments:
         assert fragment in str(failure.value), f"message lacks {fragment!r}:\n{failure.value}"
     return str(failure.value)
@@ -216,6 +218,8 @@ def trains_on_validation_too(X_train, y_train):
 
 
 class AlwaysPositive(nn.Module):
+    """Its logits do not come from its nn.Linear layer: the reserved rows cannot score it."""
+
     def __init__(self):
         super().__init__()
         self.layer = nn.Linear(30, 1)
@@ -224,12 +228,40 @@ class AlwaysPositive(nn.Module):
         return self.layer(x) * 0 + 5
 
 
-def always_one(X_train, y_train):
+def lies_about_its_layers(X_train, y_train):
     mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
     std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
     model = AlwaysPositive()
     _fit(model, (X_train - mean.numpy()) / std.numpy(), y_train, epochs=1)
     return model, mean, std
+
+
+def always_one(X_train, y_train):
+    """An honest MLP whose last layer gives the logit 5 to every row: every label is 1."""
+    torch.manual_seed(0)
+    mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+    std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+    model = _fit(MLP(30, (8,)), (X_train - mean.numpy()) / std.numpy(), y_train, epochs=1)
+    with torch.no_grad():
+        model.net[-1].weight.zero_()
+        model.net[-1].bias.fill_(5.0)
+    return model, mean, std
+
+
+class BatchNormMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(30, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def with_batch_norm(X_train, y_train):
+    torch.manual_seed(0)
+    mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+    std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+    return _fit(BatchNormMLP(), (X_train - mean.numpy()) / std.numpy(), y_train, epochs=2), mean, std
 
 
 def one_epoch_tiny_lr(X_train, y_train):
@@ -386,7 +418,7 @@ def test_training_accepts_correct_variants(right):
 def test_reference_passes_under_any_global_seed(seed):
     """Does the reference get every capstone point whatever the global seed was before the checks?"""
     torch.manual_seed(seed)
-    capstone._runs.clear()
+    observers.forget_runs()
     capstone.check_train_capstone(train_capstone)
     capstone.check_reserved_accuracy(train_capstone, minimum=0.95)
 
@@ -411,12 +443,14 @@ def test_training_explains_mistakes(wrong, fragments):
     (scaler_on_everything, 0.90, ["cannot score this model", "reserved rows included"]),
     (untrained, 0.90, ["accuracy on the 114 reserved rows"]),
     (always_one, 0.90, ["scores 0.6"]),
+    (lies_about_its_layers, 0.90, ["does not compute its logits from its nn.Linear layers", "Linear -> ReLU"]),
+    (with_batch_norm, 0.90, ["layers the reserved rows cannot score", "BatchNorm1d"]),
     (one_epoch_tiny_lr, 0.90, ["reserved rows", "more epochs"]),
     (no_standardisation, 0.95, ["reserved rows", ">= 0.95"]),
 ])
 def test_accuracy_explains_mistakes(wrong, minimum, fragments):
     """Does a leaking or weak model lose the accuracy points with a message saying why?"""
-    _fails_with(capstone.check_reserved_accuracy, wrong, minimum, fragments=fragments)
+    _fails_with(capstone.check_reserved_accuracy, wrong, minimum=minimum, fragments=fragments)
 
 
 def test_hidden_training_runs_once_per_function():
@@ -435,7 +469,7 @@ def test_hidden_training_runs_once_per_function():
 
 def test_all_hidden_checks_are_fast():
     """Do all hidden checks of the notebook together run in well under 10 s?"""
-    capstone._runs.clear()
+    observers.forget_runs()
     start = time.perf_counter()
     capstone.check_building_blocks(MLP, TabularDataset, train_one_epoch, predict)
     capstone.check_train_capstone(train_capstone)
@@ -552,3 +586,258 @@ def test_not_implemented_passes_through_unchanged():
         capstone.check_predict_raw(stub)
     with pytest.raises(NotImplementedError):
         capstone.check_building_blocks(stub, stub, stub, stub)
+
+
+# Observations and forged observations -----------------------------------------------------------
+# A grading kernel only reports observations; a cheating kernel can report anything. These forge
+# plausible observations (a correct run's, with one record changed) and expect the judge to reject them.
+
+CHECKS = {
+    "building_blocks": (capstone.check_building_blocks, (MLP, TabularDataset, train_one_epoch, predict)),
+    "train_capstone": (capstone.check_train_capstone, (train_capstone,)),
+    "reserved_accuracy": (capstone.check_reserved_accuracy, (train_capstone,)),
+    "predict_raw": (capstone.check_predict_raw, (predict_raw,)),
+    "checkpoint": (capstone.check_checkpoint, (MLP, save_checkpoint, load_checkpoint)),
+}
+_observed: dict[str, dict] = {}
+
+
+def _observation(name: str) -> dict:
+    """The JSON a grading kernel would send for a correct answer (a fresh copy on every call)."""
+    if name not in _observed:
+        check, args = CHECKS[name]
+        _observed[name] = check.observe(*args)
+    return json.loads(as_json(_observed[name]))
+
+
+def _tensor(value) -> dict:
+    return json.loads(as_json(encode(value)))
+
+
+def _rejects(judge, observed, fragments, **kwargs):
+    with pytest.raises(CheckFailed) as failure:
+        judge(observed, **kwargs)
+    for fragment in fragments:
+        assert fragment in str(failure.value), f"the forged observation failed, but the message lacks {fragment!r}:\n" \
+            f"{failure.value}"
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_observation_is_strict_json_and_judged_as_a_pass(name):
+    """Does each observer's output survive strict JSON, and does the judge pass a correct answer's observation?"""
+    check, args = CHECKS[name]
+    text = as_json(check.observe(*args))  # raises on NaN or anything JSON cannot hold
+    assert len(text) < 1_000_000, f"the {name} observation is {len(text)} characters: too big to send per cell"
+    kwargs = {"minimum": 0.95} if name == "reserved_accuracy" else {}
+    check.judge(json.loads(text), **kwargs)
+
+
+def _forge_mlp_logits(observed):
+    case = observed["mlp"][1]
+    case["logits"] = {"value": _tensor(torch.zeros(16, 1))}
+
+
+def _forge_mlp_weight(observed):
+    linear = observed["mlp"][0]["linears"][0]
+    linear["weight"] = _tensor(torch.zeros(32, 10))
+
+
+def _forge_dataset_target(observed):
+    X, y = observers.dataset_input()
+    features, target = torch.tensor(X[5], dtype=torch.float32), torch.tensor([y[5]], dtype=torch.float64)
+    observed["dataset"]["item"] = {"value": _tensor((features, target))}
+
+
+def _forge_epoch_parameters(observed):
+    model, _ = observers.epoch_case()
+    observed["epoch"]["parameters"] = [_tensor(p) for p in model.parameters()]  # as if nothing was learned
+
+
+def _forge_strict_labels(observed):
+    observed["labels"][0] = {"value": _tensor(torch.tensor([0, 0, 0, 0, 1, 1]))}
+
+
+def _forge_mode_labels(observed):
+    observed["mode"]["first"] = observed["mode"]["second"] = {"value": _tensor(torch.ones(64, dtype=torch.long))}
+
+
+def _forge_mode_spy(observed):
+    observed["mode"]["forwards"] = [{**c, "grad": True} for c in observed["mode"]["forwards"]]
+
+
+def _forge_gpu_run_on_cpu(observed):
+    """What a GPU kernel reports when predict ignores device="cuda" (judged on any machine)."""
+    labels = {"value": _tensor(torch.zeros(10, dtype=torch.long))}
+    forward = {"training": False, "inner_training": False, "grad": False, "device": "cpu"}
+    observed["mode"]["cuda"] = {"result": labels, "forwards": [forward]}
+
+
+def test_gpu_records_of_a_correct_predict_are_accepted():
+    """Is a GPU kernel's record of a predict that ran on the GPU and returned CPU labels judged a pass here?"""
+    observed = _observation("building_blocks")
+    forward = {"training": False, "inner_training": False, "grad": False, "device": "cuda"}
+    observed["mode"]["cuda"] = {"result": {"value": _tensor(torch.zeros(10, dtype=torch.long))}, "forwards": [forward]}
+    capstone.judge_building_blocks(observed)
+
+
+@pytest.mark.parametrize("forge, fragments", [
+    (_forge_gpu_run_on_cpu, ['predict(model, X, device="cuda")', "did not run on the GPU"]),
+    (_forge_mlp_logits, ["MLP(30)(X) does not compute Linear -> ReLU"]),
+    (_forge_mlp_weight, ["MLP()(X) does not compute Linear -> ReLU"]),
+    (_forge_dataset_target, ["target", "float32 tensor", "float64"]),
+    (_forge_epoch_parameters, ["updated the parameters differently"]),
+    (_forge_strict_labels, ["wrong labels", "use >="]),
+    (_forge_mode_labels, ["wrong labels"]),
+    (_forge_mode_spy, ["built a computation graph"]),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_forged_building_blocks_are_rejected(forge, fragments):
+    """Does the judge recompute every building block's result instead of trusting the kernel's records?"""
+    observed = _observation("building_blocks")
+    forge(observed)
+    _rejects(capstone.judge_building_blocks, observed, fragments)
+
+
+def _standardised(part: str, observed: dict) -> torch.Tensor:
+    mean = torch.tensor(capstone.splits()["X_train"].mean(axis=0))
+    std = torch.tensor(capstone.splits()["X_train"].std(axis=0))
+    return ((torch.tensor(capstone.splits()[part]) - mean) / std).float()
+
+
+def _forge_all_data_mean(observed):
+    mean = torch.tensor(capstone.splits()["X_all"].mean(axis=0), dtype=torch.float32)
+    value = observed["result"]["value"]["__tuple__"]
+    value[1] = _tensor(mean)
+
+
+def _forge_reserved_rows_seen(observed):
+    seen = torch.cat([_standardised("X_train", observed), _standardised("X_reserved", observed)])
+    observed["seen"], observed["seen_total"] = _tensor(seen), len(seen)
+
+
+def _forge_nothing_seen(observed):
+    observed["seen"], observed["seen_total"] = _tensor(torch.empty(0, 30)), 0
+
+
+def _forge_too_many_rows(observed):
+    rows = torch.randn(observers.MAX_SEEN_ROWS + 1, 30)
+    observed["seen"], observed["seen_total"] = _tensor(rows), len(rows)
+
+
+def _forge_rows_withheld(observed):
+    observed["seen_total"] = 50_000  # more rows than were sent: the judge cannot vouch for the rest
+
+
+@pytest.mark.parametrize("forge, fragments", [
+    (_forge_all_data_mean, ["all 569 rows"]),
+    (_forge_reserved_rows_seen, ["rows of the reserved part"]),
+    (_forge_nothing_seen, ["not trained"]),
+    (_forge_rows_withheld, ["50000 different rows"]),
+    (_forge_too_many_rows, ["could not read the rows"]),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_forged_training_observation_is_rejected(forge, fragments):
+    """Does the judge decide from the recorded statistics and rows itself which rows the model was trained on?"""
+    observed = _observation("train_capstone")
+    forge(observed)
+    _rejects(capstone.judge_train_capstone, observed, fragments)
+
+
+def _linear_layers(observed):
+    return [layer for layer in observed["layers"] if layer["kind"] == "Linear"]
+
+
+def _forge_true_labels_as_logits(observed):
+    """What a cheater's kernel would report for a perfect model: logits that give the true labels."""
+    y = torch.tensor(capstone.splits()["y_reserved"], dtype=torch.float32)
+    observed["logits"] = {"value": _tensor(((2 * y - 1) * 5).unsqueeze(1))}
+
+
+def _forge_weights_zeroed(observed):
+    last = _linear_layers(observed)[-1]["parameters"]
+    last["weight"] = _tensor(torch.zeros(1, decode(last["weight"]).shape[1]))
+
+
+def _forge_constant_model(observed):
+    """Consistent layers and logits (every logit 5): the judge scores the rebuilt model, not the kernel's word."""
+    last = _linear_layers(observed)[-1]["parameters"]
+    last["weight"] = _tensor(torch.zeros_like(decode(last["weight"])))
+    last["bias"] = _tensor(torch.full((1,), 5.0))
+    observed["logits"] = {"value": _tensor(torch.full((114, 1), 5.0))}
+
+
+def _forge_unscorable_layer(observed):
+    observed["layers"].insert(1, {"type": "Mystery", "kind": None, "parameters": {}})
+
+
+def _forge_broken_chain(observed):
+    del observed["layers"][0]
+
+
+@pytest.mark.parametrize("forge, fragments", [
+    (_forge_true_labels_as_logits, ["does not compute its logits from its nn.Linear layers"]),
+    (_forge_weights_zeroed, ["does not compute its logits from its nn.Linear layers"]),
+    (_forge_constant_model, ["scores 0.6", "114 reserved rows"]),
+    (_forge_unscorable_layer, ["layers the reserved rows cannot score", "Mystery"]),
+    (_forge_broken_chain, ["not a chain of nn.Linear layers"]),
+    (_forge_reserved_rows_seen, ["cannot score this model", "reserved part"]),
+    (_forge_all_data_mean, ["the mean and std"]),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_forged_reserved_observation_is_rejected(forge, fragments):
+    """Does the judge score a model it rebuilt from the recorded parameters, and reject logits those
+    parameters do not explain?"""
+    observed = _observation("reserved_accuracy")
+    forge(observed)
+    _rejects(capstone.judge_reserved_accuracy, observed, fragments, minimum=0.90)
+
+
+def test_reported_predictions_of_an_untrained_model_cannot_buy_the_points():
+    """An untrained model's observation with the true labels reported as its logits still scores nothing."""
+    observed = json.loads(as_json(capstone.check_reserved_accuracy.observe(untrained)))
+    _forge_true_labels_as_logits(observed)
+    _rejects(capstone.judge_reserved_accuracy, observed, ["does not compute its logits"], minimum=0.90)
+
+
+def _forge_unstandardised_labels(observed):
+    model, mean, std, rows = observers.predict_raw_case()
+    with torch.no_grad():
+        labels = (model(torch.tensor(rows[0], dtype=torch.float32)).squeeze(1) >= 0).long()
+    observed["calls"][0] = {"value": _tensor(labels)}
+
+
+def _forge_float_labels(observed):
+    observed["calls"][1] = {"value": _tensor(torch.ones(3))}
+
+
+@pytest.mark.parametrize("forge, fragments", [
+    (_forge_unstandardised_labels, ["wrong labels", "did not standardise"]),
+    (_forge_float_labels, ["int64 labels of shape (3,)", "float32"]),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_forged_predict_raw_is_rejected(forge, fragments):
+    """Does the judge compute predict_raw's labels itself from the same model and rows?"""
+    observed = _observation("predict_raw")
+    forge(observed)
+    _rejects(capstone.judge_predict_raw, observed, fragments)
+
+
+def _forge_loaded_fresh_weights(observed):
+    """Same logits reported, but the loaded model holds other weights than the saved one."""
+    observed["loaded_state"] = [[name, _tensor(decode(value) + 0.5)] for name, value in observed["loaded_state"]]
+
+
+def _forge_loaded_mean(observed):
+    observed["load"]["value"]["__tuple__"][1] = _tensor(torch.zeros(30))
+
+
+def _forge_pickled_file(observed):
+    observed["weights_only"] = "UnpicklingError"
+
+
+@pytest.mark.parametrize("forge, fragments", [
+    (_forge_loaded_fresh_weights, ["different logits"]),
+    (_forge_loaded_mean, ["different mean"]),
+    (_forge_pickled_file, ["weights_only=True", "UnpicklingError"]),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_forged_checkpoint_is_rejected(forge, fragments):
+    """Does the judge compare the loaded state and statistics with the saved ones itself?"""
+    observed = _observation("checkpoint")
+    forge(observed)
+    _rejects(capstone.judge_checkpoint, observed, fragments)

@@ -1,5 +1,7 @@
 """Do the hidden checks of exercise 04 accept correct datasets and explain each wrong one?"""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from torch.utils.data import Dataset
 
 from grader.checks import data
 from grader.checks.report import CheckFailed
+from grader.observation import as_json, decode, encode
 
 REFERENCE = """
 class TabularDataset(Dataset):
@@ -101,3 +104,87 @@ def test_reference_passes_under_any_global_seed(seed):
     TabularDataset = _load(REFERENCE)
     data.check_dataset(TabularDataset)
     data.check_loader_batches(TabularDataset)
+
+
+# observer and judge ------------------------------------------------------------------------------
+
+CHECKS = [data.check_dataset, data.check_loader_batches]
+
+
+def _observe(check, source=REFERENCE):
+    """What the observer records for a cell's TabularDataset, after the JSON round trip of grading."""
+    return json.loads(as_json(check.observe(_load(source))))
+
+
+def _rejects(check, obs, *fragments):
+    with pytest.raises(CheckFailed) as failure:
+        check.judge(obs)
+    for fragment in fragments:
+        assert fragment in str(failure.value), f"the judge's message lacks {fragment!r}:\n{failure.value}"
+
+
+def _encoded(value):
+    return json.loads(as_json(encode(value)))
+
+
+@pytest.mark.parametrize("name", ["reference", *sorted(MISTAKES)])
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
+def test_observations_are_strict_json(check, name):
+    """Does the observation of every right and wrong TabularDataset survive strict JSON unchanged?"""
+    obs = check.observe(_load(REFERENCE if name == "reference" else MISTAKES[name][0]))
+    assert json.loads(as_json(obs)) == json.loads(json.dumps(obs)), f"{check.__name__}: observation changed in JSON"
+
+
+def test_not_a_dataset_is_observed_without_calling_it():
+    """Is an object that is no Dataset (and has no __getitem__) recorded as such, not crashed on?"""
+    class NotADataset:
+        def __init__(self, X, y):
+            pass
+
+    for check in CHECKS:
+        _fails_with(check, NotADataset, "is not a torch Dataset", "object")
+
+
+def test_forged_item_values_are_rejected():
+    """Are items with the right shapes and dtypes but another row's values rejected with the off-by-one hint?"""
+    obs = _observe(data.check_dataset)
+    items = obs["cases"][0]["items"]
+    items[0]["value"] = items[1]["value"]  # dataset[0] claims row 1
+    _rejects(data.check_dataset, obs, "dataset[0]", "wrong features", "returned row 1 for index 0")
+
+
+def test_forged_target_is_rejected():
+    """Is a flipped label rejected, though everything else about the item is right?"""
+    obs = _observe(data.check_dataset)
+    features, target = decode(obs["float32"]["items"][0]["value"])
+    obs["float32"]["items"][0]["value"] = _encoded((features, 1 - target))
+    _rejects(data.check_dataset, obs, "dataset[0]", "float32 X", "wrong target")
+
+
+def test_forged_length_is_rejected():
+    """Is a length that is not the number of rows rejected?"""
+    obs = _observe(data.check_dataset)
+    obs["cases"][1]["len"] = {"value": 5}
+    _rejects(data.check_dataset, obs, "len() of TabularDataset(X, y) for X of shape (4, 30)", "is wrong")
+
+
+def test_forged_batches_are_rejected():
+    """Are batches of the right shapes that repeat a row, or pair rows with other labels, rejected?"""
+    obs = _observe(data.check_loader_batches)
+    batches = decode(obs["cases"][0]["batches"]["value"])
+    batches[0][0][1] = batches[0][0][0]
+    obs["cases"][0]["batches"]["value"] = _encoded(batches)
+    _rejects(data.check_loader_batches, obs, "did not give every row exactly once")
+    obs = _observe(data.check_loader_batches)
+    batches = decode(obs["cases"][1]["batches"]["value"])
+    batches[0][1] = 1 - batches[0][1]
+    obs["cases"][1]["batches"]["value"] = _encoded(batches)
+    _rejects(data.check_loader_batches, obs, "paired rows with the wrong labels")
+
+
+def test_forged_non_tensor_batches_are_rejected():
+    """Is a batch of objects that only describe tensors rejected as not tensors?"""
+    obs = _observe(data.check_loader_batches)
+    batches = obs["cases"][0]["batches"]["value"]["__list__"]
+    batches[0]["__list__"][0] = {"__object__": {"type": "fake.Tensor", "repr": "tensor([...])"}}
+    _rejects(data.check_loader_batches, obs, "not tensors", "Tensor")

@@ -1,12 +1,18 @@
 """Do the hidden checks of exercise 06 accept correct code and explain each wrong answer?"""
 
+import ast
+import copy
+import inspect
+import json
 import time
 
 import pytest
 import torch
 
+from grader import observation
 from grader.checks import inference
 from grader.checks.report import CheckFailed
+from grader.observers import inference as observers
 
 
 def _fails_with(check, candidate, *fragments):
@@ -154,7 +160,11 @@ def zeros(model, X, threshold=0.5, device="cpu"):
     return torch.zeros(X.shape[0], dtype=torch.long)
 
 
+# Fixed weights: a randomly initialised global model sometimes happens to give all-0 or all-1 labels.
 _GLOBAL_MODEL = torch.nn.Linear(2, 1)
+with torch.no_grad():
+    _GLOBAL_MODEL.weight.copy_(torch.tensor([[0.3, -0.8]]))
+    _GLOBAL_MODEL.bias.fill_(0.1)
 
 
 def global_model(model, X, threshold=0.5, device="cpu"):
@@ -288,3 +298,150 @@ def _accuracy(y_hat, y):
 def test_precision_recall_explains_mistakes(wrong, fragments):
     """Does each wrong precision_recall fail with a message naming the mistake?"""
     _fails_with(inference.check_precision_recall, wrong, *fragments)
+
+
+# observers and judges ---------------------------------------------------------------------------
+
+def _observed(observe, candidate):
+    """What the observer records for `candidate`, after the JSON round trip grading makes."""
+    return json.loads(observation.as_json(observe(candidate)))
+
+
+def _rejects(judge, observed, *fragments):
+    with pytest.raises(CheckFailed) as failure:
+        judge(observed)
+    for fragment in fragments:
+        assert fragment in str(failure.value), f"judge's message lacks {fragment!r}:\n{failure.value}"
+
+
+@pytest.mark.parametrize("observe, candidates", [
+    (observers.observe_predict_labels, [reference, returns_list, returns_bool, crashes, global_model]),
+    (observers.observe_predict_mode, [reference, no_eval, builds_graph, zeros]),
+    (observers.observe_precision_recall, [pr_reference, _nan, _tensors, lambda y_hat, y: [1.0, 1.0]]),
+], ids=["predict_labels", "predict_mode", "precision_recall"])
+def test_observations_are_strict_json(observe, candidates):
+    """Does every observer's record (right or wrong code, nan included) survive strict JSON?"""
+    for candidate in candidates:
+        text = observation.as_json(observe(candidate))
+        assert json.loads(text), f"{observe.__name__} recorded nothing for {candidate}"
+
+
+def test_observers_import_no_judge_and_keep_the_global_seed():
+    """Do the observers stay free of grader.checks, and leave the kernel's random state as they found it?"""
+    tree = ast.parse(inspect.getsource(observers))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    assert not any(name.startswith("grader.checks") for name in imported), \
+        f"the observer imports a judge, which a grading kernel must not contain: {sorted(imported)}"
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    observers.observe_predict_labels(reference)
+    observers.observe_predict_mode(reference)
+    assert torch.equal(before, torch.get_rng_state()), "an observer changed the kernel's global random state"
+
+
+def test_predict_labels_judge_rejects_forged_observations():
+    """Are labels that are not the right model's labels, or missing calls, rejected however they were produced?"""
+    right = _observed(observers.observe_predict_labels, reference)
+    inference.judge_predict_labels(copy.deepcopy(right))
+
+    # A predict that ignores its model: the second model gets the first model's labels.
+    forged = copy.deepcopy(right)
+    forged["calls"][-1] = forged["calls"][0]
+    _rejects(inference.judge_predict_labels, forged, "for a second model", "wrong labels")
+
+    # Right labels for the easy calls only: the calls it could not answer are left out.
+    forged = copy.deepcopy(right)
+    forged["calls"] = forged["calls"][:3]
+    _rejects(inference.judge_predict_labels, forged, "did not see a result for every call")
+
+    # One label flipped in the 2-layer network's rows.
+    forged = copy.deepcopy(right)
+    labels = observation.decode(forged["calls"][7]["value"]).clone()
+    labels[0] = 1 - labels[0]
+    forged["calls"][7] = {"value": observation.encode(labels)}
+    _rejects(inference.judge_predict_labels, forged, "2-layer network", "wrong labels")
+
+    # The right values claimed from the GPU, or as a plain list.
+    forged = copy.deepcopy(right)
+    forged["calls"][0]["value"]["__tensor__"]["device"] = "cuda"
+    _rejects(inference.judge_predict_labels, forged, "not on the CPU")
+    forged = copy.deepcopy(right)
+    forged["calls"][0] = {"value": observation.encode([0, 0, 1, 1, 1, 1])}
+    _rejects(inference.judge_predict_labels, forged, "torch.Tensor", "list")
+
+
+def test_predict_mode_judge_rejects_forged_observations():
+    """Is a predict without model.eval() caught by its labels even when its spy records are faked?"""
+    right = _observed(observers.observe_predict_mode, reference)
+    inference.judge_predict_mode(copy.deepcopy(right))
+
+    # Training-mode labels with forward records claiming eval mode and no graph.
+    forged = _observed(observers.observe_predict_mode, no_eval)
+    for call in forged["calls"]:
+        call["forwards"] = copy.deepcopy(right["calls"][0]["forwards"])
+    forged["calls"][1]["result"] = forged["calls"][0]["result"]
+    _rejects(inference.judge_predict_mode, forged, "wrong labels", "eval mode")
+
+    # All-zero labels with a forged record of the model being called.
+    forged = _observed(observers.observe_predict_mode, zeros)
+    for call in forged["calls"]:
+        call["forwards"] = copy.deepcopy(right["calls"][0]["forwards"])
+    _rejects(inference.judge_predict_mode, forged, "wrong labels")
+
+    # A record of a forward pass that does not say it ran in eval mode counts as training mode.
+    forged = copy.deepcopy(right)
+    forged["calls"][0]["forwards"] = [{"grad": False}]
+    _rejects(inference.judge_predict_mode, forged, "training mode")
+
+    # A GPU kernel that reports no call with device="cuda".
+    forged = copy.deepcopy(right)
+    forged["cuda"] = True
+    forged.pop("device_calls", None)
+    _rejects(inference.judge_predict_mode, forged, 'device="cuda"', "did not see a result")
+
+
+def test_precision_recall_judge_rejects_forged_observations():
+    """Are wrong values, lying floats and missing calls rejected from the observation alone?"""
+    right = _observed(observers.observe_precision_recall, pr_reference)
+    inference.judge_precision_recall(copy.deepcopy(right))
+
+    forged = copy.deepcopy(right)
+    forged["calls"][-1] = {"value": observation.encode((0.5, 0.5))}
+    _rejects(inference.judge_precision_recall, forged, "200 random labels", "wrong values")
+
+    class AlwaysEqual(float):
+        def __eq__(self, other):
+            return True
+
+    forged = copy.deepcopy(right)
+    forged["calls"][0] = {"value": observation.encode((AlwaysEqual(0.0), AlwaysEqual(0.0)))}
+    _rejects(inference.judge_precision_recall, forged, "not a Python float", "AlwaysEqual")
+
+    forged = copy.deepcopy(right)
+    forged["calls"] = forged["calls"][:5]
+    _rejects(inference.judge_precision_recall, forged, "did not see a result for every call")
+
+
+def test_predict_mode_judge_on_a_gpu_kernel():
+    """Without a GPU here: is the judge's device="cuda" branch right about what a GPU kernel would report?"""
+    def on_cpu(model, X, threshold=0.5, device="cpu"):
+        return reference(model, X, threshold)
+
+    right = _observed(observers.observe_predict_mode, reference)
+    right["cuda"] = True
+    right["device_calls"] = [json.loads(observation.as_json(observers._observe_on_gpu(on_cpu)))]
+    ignored_device = copy.deepcopy(right)
+    _rejects(inference.judge_predict_mode, ignored_device, "did not run on the GPU")
+
+    for forward in right["device_calls"][0]["forwards"]:
+        forward["device"] = "cuda"
+    inference.judge_predict_mode(copy.deepcopy(right))
+
+    left_on_gpu = copy.deepcopy(right)
+    left_on_gpu["device_calls"][0]["result"]["value"]["__tensor__"]["device"] = "cuda"
+    _rejects(inference.judge_predict_mode, left_on_gpu, "not on the CPU")
+
+    wrong = copy.deepcopy(right)
+    wrong["device_calls"][0]["result"] = {"value": observation.encode(torch.zeros(10, dtype=torch.long))}
+    _rejects(inference.judge_predict_mode, wrong, 'device="cuda"', "wrong labels")

@@ -1,5 +1,7 @@
 """Do the hidden checks of exercise 03 accept correct MLPs and explain each wrong one?"""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -7,6 +9,8 @@ from torch import nn
 
 from grader.checks import nn_module
 from grader.checks.report import CheckFailed
+from grader.observation import as_json, decode, encode
+from grader.observers import nn_module as nn_observers
 
 MLP_CHECKS = [nn_module.check_mlp_parameters, nn_module.check_mlp_forward, nn_module.check_mlp_sizes]
 
@@ -318,3 +322,147 @@ def test_reference_passes_under_any_global_seed(seed):
         check(SequentialMLP)
     torch.manual_seed(seed)
     nn_module.check_count_parameters(lambda model: sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+# observer and judge ------------------------------------------------------------------------------
+
+CHECKS = [*MLP_CHECKS, nn_module.check_count_parameters]
+
+
+def _correct_count(model):
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _observe(check, candidate):
+    """What the observer records, after the JSON round trip the grading path makes."""
+    return json.loads(as_json(check.observe(candidate)))
+
+
+def _rejects(check, obs, *fragments):
+    with pytest.raises(CheckFailed) as failure:
+        check.judge(obs)
+    for fragment in fragments:
+        assert fragment in str(failure.value), f"the judge's message lacks {fragment!r}:\n{failure.value}"
+
+
+@pytest.mark.parametrize("candidate", [SequentialMLP, HeadFirstMLP, NoBiasMLP, DetachedMLP, UnusedLayerMLP,
+                                       SqueezedMLP, DoubleMLP, NoSuperMLP, PlainListMLP, TwoHiddenMLP],
+                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("check", MLP_CHECKS, ids=lambda c: c.__name__)
+def test_mlp_observations_are_strict_json(check, candidate):
+    """Does every MLP observation, of right and wrong models alike, survive strict JSON unchanged?"""
+    obs = check.observe(candidate)
+    assert json.loads(as_json(obs)) == json.loads(json.dumps(obs)), f"{check.__name__}: observation changed in JSON"
+
+
+@pytest.mark.parametrize("candidate", [_correct_count, lambda model: torch.tensor(3), lambda model: 2.5,
+                                       lambda model: 1 / 0], ids=["right", "tensor", "float", "raises"])
+def test_count_observations_are_strict_json(candidate):
+    """Does count_parameters' observation survive strict JSON, whatever the function returned or raised?"""
+    as_json(nn_module.check_count_parameters.observe(candidate))
+
+
+def test_observer_holds_no_verdict():
+    """Does the observer record a wrong MLP without deciding anything (no CheckFailed in the kernel)?"""
+    for check in MLP_CHECKS:
+        for wrong in (ReluOutputMLP, NoBiasMLP, HardCodedMLP, PlainListMLP):
+            check.observe(wrong)
+
+
+@pytest.mark.parametrize("in_features, hidden, out_features, seed",
+                         nn_observers.FORWARD_CASES + nn_observers.SIZES_CASES)
+def test_forward_cases_give_logits_of_both_signs(in_features, hidden, out_features, seed):
+    """Are 20-80 % of each output unit's reference logits negative, so a ReLU or sigmoid on the output shows?"""
+    sizes = [in_features, *hidden, out_features]
+    values = nn_observers.fill_values([(b, a) for a, b in zip(sizes[:-1], sizes[1:])], seed)
+    X = nn_observers.input_batches(in_features, seed)[2]
+    for k, (weight, bias) in enumerate(values):
+        X = F.linear(X, weight, bias)
+        X = F.relu(X) if k < len(values) - 1 else X
+    negative = (X < 0).float().mean(dim=0)
+    assert ((negative > 0.2) & (negative < 0.8)).all(), f"share of negative logits per output unit: {negative}"
+
+
+def test_forged_parameters_observation_is_rejected():
+    """Is the default MLP's (right) description, reported for every requested size, rejected?"""
+    obs = _observe(nn_module.check_mlp_parameters, SequentialMLP)
+    obs["cases"] = [obs["cases"][0]] * len(obs["cases"])
+    _rejects(nn_module.check_mlp_parameters, obs, "MLP(in_features=3, hidden=(5, 7), out_features=2)",
+             "wrong sizes")
+
+
+def test_forged_default_is_rejected():
+    """Is an MLP() whose description lacks a layer rejected with the defaults message?"""
+    obs = _observe(nn_module.check_mlp_parameters, SequentialMLP)
+    obs["default"]["built"]["modules"] = [m for m in obs["default"]["built"]["modules"] if m["name"] != "net.4"]
+    _rejects(nn_module.check_mlp_parameters, obs, "should use the defaults")
+
+
+def _encoded(tensor):
+    return json.loads(as_json(encode(tensor)))
+
+
+def _with_values(encoded, tensor):
+    """`encoded` (a recorded tensor) claiming other values, with every other detail kept."""
+    return {"__tensor__": {**encoded["__tensor__"], "data": _encoded(tensor)["__tensor__"]["data"]}}
+
+
+def test_forged_outputs_are_rejected():
+    """Are logits that do not follow from the recorded parameters rejected, even with the right shape and dtype?"""
+    obs = _observe(nn_module.check_mlp_forward, SequentialMLP)
+    for call in obs["cases"][0]["calls"]:
+        call["value"] = _with_values(call["value"], torch.relu(decode(call["value"])))
+    _rejects(nn_module.check_mlp_forward, obs, "wrong logits", "never negative")
+
+
+def test_forged_parameters_are_rejected():
+    """Does a model that reports other parameters than the check gave it fail, though its logits fit them?"""
+    obs = _observe(nn_module.check_mlp_forward, SequentialMLP)
+    name, weight = obs["cases"][0]["built"]["parameters"][0]
+    obs["cases"][0]["built"]["parameters"][0] = [name, _with_values(weight, 2 * decode(weight))]
+    _rejects(nn_module.check_mlp_forward, obs, "does not hold the weights the check gave")
+
+
+class LyingMLP(SequentialMLP):
+    """Registers the right layers, but computes with a private copy the check cannot set."""
+
+    def __init__(self, in_features=10, hidden=(32, 64), out_features=1):
+        super().__init__(in_features, hidden, out_features)
+        self.hidden_copy = [SequentialMLP(in_features, hidden, out_features)]
+
+    def forward(self, X):
+        return self.hidden_copy[0](X)
+
+
+def test_model_lying_about_its_parameters_fails():
+    """Does a model whose registered parameters are not the ones it computes with fail on its logits?"""
+    _fails_with(nn_module.check_mlp_forward, LyingMLP, "wrong logits")
+
+
+def test_forged_gradients_are_rejected():
+    """Are gradients that autograd would not give for the recorded logits rejected?"""
+    obs = _observe(nn_module.check_mlp_sizes, SequentialMLP)
+    grads = obs["cases"][1]["grads"]
+    grads[0] = _encoded(torch.zeros_like(decode(grads[0])))
+    _rejects(nn_module.check_mlp_sizes, obs, "the gradient of net.0.weight is wrong")
+
+
+def test_forged_untouched_input_is_checked():
+    """Is an input the model changed in place caught from the recorded input, not from a flag?"""
+    obs = _observe(nn_module.check_mlp_sizes, SequentialMLP)
+    call = obs["cases"][0]["calls"][0]
+    call["input_after"] = _encoded(decode(call["input_after"]) + 1)
+    _rejects(nn_module.check_mlp_sizes, obs, "changed its input X")
+
+
+def test_forged_counts_are_rejected():
+    """Are plausible counts rejected: a subclass of int, then the totals including frozen parameters?"""
+    obs = _observe(nn_module.check_count_parameters, _correct_count)
+    forged = json.loads(json.dumps(obs))
+    forged["cases"][0]["value"] = {"__object__": {"type": "builtins.IntLike", "repr": "8"}}
+    _rejects(nn_module.check_count_parameters, forged, "should return a Python int", "IntLike")
+    forged = _observe(nn_module.check_count_parameters, lambda model: sum(p.numel() for p in model.parameters()))
+    forged["cases"][3]["requires_grad_after"] = [True] * len(forged["cases"][3]["requires_grad_after"])
+    _rejects(nn_module.check_count_parameters, forged, "changed which parameters require grad")
+    obs["cases"][3]["value"] += 1
+    _rejects(nn_module.check_count_parameters, obs, "wrong count")

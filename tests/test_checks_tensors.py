@@ -1,9 +1,12 @@
 """Do the hidden checks of exercise 01 accept correct code and explain each wrong answer?"""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from grader import observation
 from grader.checks import tensors
 from grader.checks.report import CheckFailed
 
@@ -147,3 +150,159 @@ def test_pick_device_accepts_correct_variants():
 def test_pick_device_explains_mistakes(wrong, fragments):
     """Does each wrong device choice fail with a message naming the mistake?"""
     _fails_with(tensors.check_pick_device, wrong, *fragments)
+
+
+# observations and forgeries ----------------------------------------------------------------------
+# The judge runs in the trusted process on whatever the kernel reported: it must rebuild its inputs and
+# recompute, so a plausible observation with one wrong detail fails, and every observation is strict JSON.
+
+RIGHT = {
+    "make_grid": lambda r, c: torch.arange(r * c, dtype=torch.float32).reshape(r, c),
+    "standardize_columns": lambda X: (X - X.mean(0)) / X.std(0),
+    "rows_where": lambda X, y, label: X[y == label],
+    "to_float32_tensor": lambda a: torch.tensor(a, dtype=torch.float32),
+    "pick_device": lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"),
+}
+
+
+class _Liar:
+    """Claims to equal everything, like a forged result would."""
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+
+WRONG = {
+    "make_grid": lambda r, c: _Liar(),
+    "standardize_columns": lambda X: X / 0 - X,  # inf and NaN must survive strict JSON
+    "rows_where": lambda X, y, label: np.asarray(X[y == label]),
+    "to_float32_tensor": lambda a: torch.from_numpy(a),
+    "pick_device": lambda: "cuda",
+}
+
+
+def _observed(name, candidate):
+    """What the kernel would send for `candidate`, after the JSON round trip."""
+    return json.loads(observation.as_json(getattr(tensors, f"check_{name}").observe(candidate)))
+
+
+def _judge_rejects(name, obs, *fragments):
+    with pytest.raises(CheckFailed) as failure:
+        getattr(tensors, f"check_{name}").judge(obs)
+    for fragment in fragments:
+        assert fragment in str(failure.value), f"judge message lacks {fragment!r}:\n{failure.value}"
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_observation_is_strict_json_and_judged_right(name):
+    """Does every observation, right or wrong, survive strict JSON, and does the right one pass the judge?"""
+    for candidate in (RIGHT[name], WRONG[name]):
+        text = observation.as_json(getattr(tensors, f"check_{name}").observe(candidate))
+        assert json.loads(text) is not None, f"{name}: observation did not round-trip"
+    getattr(tensors, f"check_{name}").judge(_observed(name, RIGHT[name]))
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_truncated_observation_is_never_a_pass(name):
+    """Does an observation missing its last record fail instead of passing on what is left?"""
+    obs = _observed(name, RIGHT[name])
+    if "calls" in obs:
+        obs["calls"].pop()
+    else:
+        obs.pop("gpu_absent")
+    try:
+        getattr(tensors, f"check_{name}").judge(obs)
+    except Exception:  # noqa: BLE001 -- any failure is right (the engine reports it); only a pass is wrong
+        return
+    pytest.fail(f"{name}: an observation missing its last record passed the judge")
+
+
+def test_forged_make_grid_values_are_recomputed():
+    """Is a make_grid observation with one wrong number in the last grid rejected?"""
+    obs = _observed("make_grid", RIGHT["make_grid"])
+    grid = torch.arange(21, dtype=torch.float32).reshape(3, 7)
+    grid[2, 6] = 21
+    obs["calls"][-1] = {"value": observation.encode(grid)}
+    _judge_rejects("make_grid", obs, "make_grid(3, 7) holds the wrong values")
+
+
+def test_forged_make_grid_object_that_equals_everything_is_rejected():
+    """Does a result whose == is always True fail the type check instead of passing comparisons?"""
+    _judge_rejects("make_grid", _observed("make_grid", WRONG["make_grid"]), "torch.Tensor", "_Liar")
+
+
+def test_forged_standardize_on_other_inputs_is_rejected(monkeypatch):
+    """If the kernel's torch builds other X (patched randn), do correct-looking outputs for them fail?"""
+    honest = _observed("standardize_columns", RIGHT["standardize_columns"])
+    randn = torch.randn
+    # Shuffled rows: per-column shifts or scales would standardise to the same result.
+    monkeypatch.setattr(torch, "randn", lambda *shape, **kw: randn(*shape, **kw).flip(0))
+    obs = _observed("standardize_columns", RIGHT["standardize_columns"])
+    monkeypatch.undo()
+    for call, honest_call in zip(obs["calls"], honest["calls"], strict=True):
+        call["X_after"] = honest_call["X_after"]  # claim the grader's X was used and left alone
+    _judge_rejects("standardize_columns", obs, "(5, 3) holds the wrong values")
+
+
+def test_forged_standardize_input_change_is_caught():
+    """Is an observation whose X after the call differs from the grader's X rejected?"""
+    obs = _observed("standardize_columns", RIGHT["standardize_columns"])
+    obs["calls"][1]["X_after"] = observation.encode(torch.zeros(50, 1))
+    _judge_rejects("standardize_columns", obs, "(50, 1) changed its input X")
+
+
+def test_forged_rows_where_order_is_recomputed():
+    """Is a rows_where observation with right rows in the wrong order rejected?"""
+    obs = _observed("rows_where", RIGHT["rows_where"])
+    X, y = torch.arange(24, dtype=torch.float32).reshape(8, 3), torch.tensor([0, 1, 1, 0, 2, 1, 0, 0])
+    obs["calls"][1] = {"value": observation.encode(X[y == 1].flip(0))}
+    _judge_rejects("rows_where", obs, "rows_where(X, y, 1) holds the wrong rows", "original order")
+
+
+def test_forged_to_float32_shared_memory_is_caught():
+    """Does a tensor that changed with the array fail even if its first values were right?"""
+    obs = _observed("to_float32_tensor", RIGHT["to_float32_tensor"])
+    obs["calls"][2]["after_array_changed"] = observation.encode(torch.full((3, 2), 42.0))
+    _judge_rejects("to_float32_tensor", obs, "a float32 array", "shares memory")
+
+
+def test_forged_to_float32_dtype_is_checked():
+    """Is a right-valued float64 result rejected for its dtype?"""
+    obs = _observed("to_float32_tensor", RIGHT["to_float32_tensor"])
+    obs["calls"][0]["result"] = {"value": observation.encode(torch.linspace(0, 1, 6, dtype=torch.float64)
+                                                             .reshape(2, 3))}
+    _judge_rejects("to_float32_tensor", obs, "wrong dtype", "float64")
+
+
+def test_forged_pick_device_is_judged_per_patched_answer():
+    """Is an observation claiming 'cuda' whatever is_available answered rejected, and a look-alike type too?"""
+    obs = _observed("pick_device", RIGHT["pick_device"])
+    obs["gpu_absent"] = obs["gpu_present"]
+    _judge_rejects("pick_device", obs, "GPU absent", "cuda")
+    obs = _observed("pick_device", RIGHT["pick_device"])
+    obs["gpu_present"] = {"value": {"__object__": {"type": "builtins.str", "repr": "device(type='cuda')"}}}
+    _judge_rejects("pick_device", obs, "torch.device", "str")
+
+
+def test_pick_device_observer_records_both_answers_and_restores_cuda():
+    """Does the observer call pick_device under each patched answer and put torch.cuda back?"""
+    original, seen = torch.cuda.is_available, []
+    obs = tensors.check_pick_device.observe(lambda: seen.append(torch.cuda.is_available()) or torch.device("cpu"))
+    assert seen == [True, False], f"pick_device saw is_available() answer {seen}"
+    assert set(obs) == {"gpu_present", "gpu_absent"}, obs
+    assert torch.cuda.is_available is original
+
+
+def test_observer_module_imports_nothing_that_judges():
+    """Does the grading kernel's observer module stay free of grader.checks (the judges and references)?"""
+    import ast
+    import inspect
+
+    from grader.observers import tensors as observers
+
+    tree = ast.parse(inspect.getsource(observers))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported <= {"numpy", "torch", "grader.observation"}, f"observer imports {imported}"

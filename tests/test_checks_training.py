@@ -1,5 +1,8 @@
 """Do the hidden checks of exercise 05 accept correct training loops and explain each wrong one?"""
 
+import inspect
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +17,10 @@ from mutant_bank.bank_05_training_loop import (
 )
 from torch import nn
 
+from grader import observation
 from grader.checks import training
 from grader.checks.report import CheckFailed
+from grader.observation import as_json
 
 REFERENCE_TRAIN = TRAIN + """
     model.train()
@@ -159,3 +164,183 @@ def test_reference_passes_under_any_global_seed(seed):
     training.check_evaluate(evaluate, namespace["model"], namespace["val_loader"], namespace["criterion"])
     torch.manual_seed(seed)
     training.check_fit(train_one_epoch, evaluate)
+
+
+# Observer and judge apart: the judge trusts only what it recomputes --------------------------------
+
+# A correct run's spy records can be pasted into a wrong run's observation; these mistakes then show
+# only in the spies, which the judge cannot recompute: the device (no GPU to land on) and, for
+# evaluate, the grad mode or a notebook-global optimizer (the grader's own models are not touched).
+SPY_ONLY = {"ignores_device", "moves_only_X", "evaluate_ignores_device", "evaluate_builds_graph",
+            "evaluate_steps_global_optimizer"}
+
+
+def _observed(check, *args):
+    """What the observer of `check` records, after the JSON round trip grading puts it through."""
+    return json.loads(as_json(check.observe(*args)))
+
+
+def _judge_fails(check, obs, fragment):
+    with pytest.raises(CheckFailed) as failure:
+        check.judge(obs)
+    assert fragment in str(failure.value), f"the judge's message lacks {fragment!r}:\n{failure.value}"
+
+
+def _reference_functions():
+    return _function(REFERENCE_TRAIN, "train_one_epoch")[0], _function(REFERENCE_EVALUATE, "evaluate")[0]
+
+
+def _nan_train(model, loader, criterion, optimizer, device="cpu"):
+    return float("nan")
+
+
+@pytest.mark.parametrize("name", ["reference", "returns_tensor_with_graph", "no_step", "nan"])
+def test_observations_are_strict_json(name):
+    """Does every observer's record survive strict JSON (no NaN, no objects), right or wrong answer alike?"""
+    train, evaluate = _reference_functions()
+    if name == "nan":
+        train = _nan_train
+    elif name != "reference":
+        train = _function(source(TRAIN, TRAIN_MISTAKES[name][0]), "train_one_epoch")[0]
+    namespace = _notebook()
+    for check, args in [(training.check_train_one_epoch, (train,)), (training.check_fit, (train, evaluate)),
+                        (training.check_evaluate, (evaluate, namespace["model"], namespace["val_loader"],
+                                                   namespace["criterion"]))]:
+        text = as_json(check.observe(*args))
+        assert isinstance(json.loads(text), dict), f"{check.__name__}'s observation is not a JSON object"
+
+
+@pytest.mark.parametrize("name", sorted(set(TRAIN_MISTAKES) - SPY_ONLY))
+def test_train_judge_rejects_a_wrong_run_with_a_correct_runs_spies(name):
+    """Pasting a correct run's spy records (modes, steps, zero_grads, gradients) over a wrong run's still fails."""
+    forged = _observed(training.check_train_one_epoch,
+                       _function(source(TRAIN, TRAIN_MISTAKES[name][0]), "train_one_epoch")[0])
+    honest = _observed(training.check_train_one_epoch, _reference_functions()[0])
+    for kind, run in forged["runs"].items():
+        run["log"], run["moves"] = honest["runs"][kind]["log"], honest["runs"][kind]["moves"]
+    with pytest.raises(CheckFailed, match="returned|parameters|raised"):
+        training.judge_train_one_epoch(forged)
+
+
+@pytest.mark.parametrize("name", sorted(set(EVALUATE_MISTAKES) - SPY_ONLY))
+def test_evaluate_judge_rejects_a_wrong_run_with_a_correct_runs_spies(name):
+    """Pasting a correct evaluate's spy records (eval mode, no grad) over a wrong run's still fails."""
+    evaluate = _function(source(EVALUATE, EVALUATE_MISTAKES[name][0]), "evaluate")[0]
+    forged = _observed(training.check_evaluate, evaluate)
+    honest = _observed(training.check_evaluate, _reference_functions()[1])
+    for kind, run in forged["runs"].items():
+        run["log"], run["moves"] = honest["runs"][kind]["log"], honest["runs"][kind]["moves"]
+    with pytest.raises(CheckFailed, match="returned|parameters|gradients|raised"):
+        training.judge_evaluate(forged)
+
+
+def test_fit_judge_rejects_modes_pasted_over_a_loop_left_in_eval_mode():
+    """A loop without model.train() whose recorded modes claim training still fails on the losses."""
+    forged = _observed(training.check_fit, _function(source(TRAIN, TRAIN_MISTAKES["no_train_mode"][0]),
+                                                     "train_one_epoch")[0], _reference_functions()[1])
+    for record in forged["epochs"]:
+        record["train_modes"] = [[True] * len(modes) for modes in record["train_modes"]]
+    _judge_fails(training.check_fit, forged, "the training loss (train_one_epoch) differs")
+
+
+def test_judges_reject_plausible_forged_values():
+    """Do the judges recompute the weights and the mean loss instead of believing the record?"""
+    train, evaluate = _reference_functions()
+    obs = _observed(training.check_train_one_epoch, train)
+    run = obs["runs"]["mlp_dropout_sgd"]
+    run["after"] = run["initial"]  # "trained", but the weights never moved
+    _judge_fails(training.check_train_one_epoch, obs, "left the parameters different from one correct epoch")
+
+    obs = _observed(training.check_train_one_epoch, train)
+    obs["runs"]["deep_dropout_adam"]["result"] = {"value": 0.55}  # a plausible loss, but not this epoch's
+    _judge_fails(training.check_train_one_epoch, obs, "returned the wrong loss")
+
+    obs = _observed(training.check_train_one_epoch, train)
+    state = observation.decode(obs["runs"]["linear_mse_adam"]["initial"])
+    state["bias"] = state["bias"] + 1  # the record claims another starting point, to match another ending
+    obs["runs"]["linear_mse_adam"]["initial"] = observation.encode(state)
+    _judge_fails(training.check_train_one_epoch, obs, "did not get the grader's model")
+
+    obs = _observed(training.check_evaluate, evaluate)
+    run = obs["runs"]["deep_dropout_adam"]
+    state = observation.decode(run["after"])
+    state["5.bias"] = state["5.bias"] * 0.99
+    run["after"] = observation.encode(state)
+    _judge_fails(training.check_evaluate, obs, "changed the model's parameters")
+
+    obs = _observed(training.check_evaluate, evaluate)
+    obs["runs"]["mlp_dropout_sgd"]["result"] = {"value": 0.3}
+    _judge_fails(training.check_evaluate, obs, "returned the wrong loss")
+
+    namespace = _notebook()
+    obs = _observed(training.check_evaluate, evaluate, namespace["model"], namespace["val_loader"],
+                    namespace["criterion"])
+    state = observation.decode(obs["notebook"]["after"])
+    state["0.bias"] = state["0.bias"] + 0.01
+    obs["notebook"]["after"] = observation.encode(state)
+    _judge_fails(training.check_evaluate, obs, "changed the notebook model's parameters")
+
+    obs = _observed(training.check_fit, train, evaluate)
+    obs["epochs"][2]["val"] = {"value": 0.2}
+    _judge_fails(training.check_fit, obs, "the validation loss (evaluate) differs")
+
+    obs = _observed(training.check_fit, train, evaluate)
+    obs["after"] = _observed(training.check_train_one_epoch, train)["runs"]["deep_dropout_adam"]["after"]
+    _judge_fails(training.check_fit, obs, "the weights differ from a correct loop's")
+
+
+@pytest.mark.parametrize("check, damage", [
+    (training.check_train_one_epoch, lambda obs: obs.pop("runs")),
+    (training.check_train_one_epoch, lambda obs: obs["runs"]["linear_mse_adam"]["log"].append({"event": "jump"})),
+    (training.check_train_one_epoch, lambda obs: obs["runs"]["mlp_dropout_sgd"].update(after={"__dict__": {}})),
+    (training.check_evaluate, lambda obs: obs["runs"]["deep_dropout_adam"].update(grads=[])),
+    (training.check_evaluate, lambda obs: obs["runs"]["mlp_dropout_sgd"]["log"][0].update(grad="no")),
+    (training.check_train_one_epoch, lambda obs: obs["runs"]["linear_mse_adam"].update(result="0.4")),
+    (training.check_evaluate, lambda obs: obs["runs"]["linear_mse_adam"].update(result={"value": {"__tensor__": {}}})),
+    (training.check_fit, lambda obs: obs["epochs"][1].update(val={"raised": ["ValueError"]})),
+    (training.check_fit, lambda obs: obs["epochs"].pop()),
+])
+def test_judges_reject_malformed_observations(check, damage):
+    """Does a record that is incomplete or of the wrong shape fail the check with a message, not crash the judge?"""
+    train, evaluate = _reference_functions()
+    obs = _observed(check, *((train, evaluate) if check is training.check_fit else
+                             (train,) if check is training.check_train_one_epoch else (evaluate,)))
+    damage(obs)
+    _judge_fails(check, obs, "could not read")
+
+
+def test_a_float_impostor_is_not_a_float():
+    """Does a returned object that only pretends to be a number (its == always True) fail the type check?"""
+    class Anything:
+        def __eq__(self, other):
+            return True
+
+    reference = _reference_functions()[0]
+
+    def train_one_epoch(model, loader, criterion, optimizer, device="cpu"):
+        reference(model, loader, criterion, optimizer, device)
+        return Anything()
+
+    _fails_with(training.check_train_one_epoch, train_one_epoch, fragment="returned a Anything, not a Python float")
+
+
+def test_observer_holds_no_reference():
+    """Does the grading kernel's module hold only spies and inputs: no expected values, no judging code?"""
+    import grader.observers.training as observer
+
+    text = inspect.getsource(observer)
+    for banned in ("grader.checks", "CheckFailed", "expect(", "allclose", "isclose", "backward()"):
+        assert banned not in text, f"the observer module contains {banned!r}"
+
+
+def test_gpu_records_are_judged():
+    """Without a GPU here, do the judges still read a GPU run's record: batches left on the CPU fail, a float passes?"""
+    train, evaluate = _reference_functions()
+    obs = _observed(training.check_train_one_epoch, train)
+    obs["gpu"] = {"result": {"value": 0.61}, "devices": ["cuda:0"] * 4}
+    training.judge_train_one_epoch(obs)
+    obs["gpu"]["devices"][2] = "cpu"
+    _judge_fails(training.check_train_one_epoch, obs, "did not move the batches to the GPU")
+    obs = _observed(training.check_evaluate, evaluate)
+    obs["gpu"] = {"result": observation.capture(lambda: torch.tensor(0.5))}
+    _judge_fails(training.check_evaluate, obs, "returned a torch.Tensor")

@@ -23,17 +23,17 @@ PRELOADED = ("torch", "numpy", "sklearn.datasets", "sklearn.model_selection", "s
 
 
 def preload() -> None:
-    """Import what every course notebook and every hidden check imports, once, before any fork."""
-    import importlib
-    import pkgutil
+    """Import what every course notebook and every observer imports, once, before any fork.
 
-    import grader.checks
+    Never the judges (`grader.checks`): a kernel forked from here must hold no reference answer."""
+    import importlib
+
+    from grader.autograde import observing
 
     os.environ.setdefault("MPLBACKEND", "Agg")
     for module in PRELOADED:
         importlib.import_module(module)
-    for info in pkgutil.iter_modules(grader.checks.__path__):
-        importlib.import_module(f"grader.checks.{info.name}")
+    observing.observer_modules()
 
 
 class ForkedProcess:

@@ -12,6 +12,8 @@ import nbformat
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
 
+from grader.autograde import judge
+
 
 class ReplayMismatch(RuntimeError):
     pass
@@ -33,4 +35,5 @@ class ReplayExecute(NbGraderPreprocessor):
         # Sanitising is deterministic, so the worker ran exactly these cells.
         if [c.source for c in executed.cells] != [c.source for c in nb.cells]:
             raise ReplayMismatch(f"{path} does not match the sanitised submission it should replay")
-        return executed, resources
+        # The verdicts: decided here, in the trusted process, from the observations the kernel made.
+        return judge.apply(executed, nb), resources

@@ -60,6 +60,9 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
              skip_tag: str, out_dir: Path, hidden: list[str] | None) -> Job:
     """Run one notebook in a throwaway folder under the slot's user and limits."""
     user = sandbox.slot_user(slot)
+    # Without a cgroup, the slot's user is how we find what the submission detached. With one, the cgroup
+    # is exact, and a user-wide kill could hit another grading run on this machine that shares the uid.
+    owner = user[0] if user and not cgroup else None
     workdir = Path(tempfile.mkdtemp(prefix="grading-"))
     try:
         (workdir / ".home").mkdir()
@@ -82,7 +85,7 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
                 shutil.chown(path, user[0], user[1])
         start = time.perf_counter()
         finished = worker.run(spec, limits.notebook_timeout_s,
-                              on_timeout=lambda driver: sandbox.kill_everything(driver, user[0] if user else None))
+                              on_timeout=lambda driver: sandbox.kill_everything(driver, owner))
         job.seconds = time.perf_counter() - start
         log = workdir / ".driver.log"
         nb = _collect(job, workdir, not finished, log.read_bytes() if log.exists() else b"", limits)
@@ -93,8 +96,8 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
         # Nothing of this submission outlives its grading, however it detached.
         if cgroup:
             cgroup.kill_all()
-        if user:
-            sandbox.kill_everything(-1, user[0])
+        if owner is not None:
+            sandbox.kill_everything(-1, owner)
         shutil.rmtree(workdir, ignore_errors=True)
     return job
 

@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from grader.autograde import jail, kernel
+from grader.autograde import jail, kernel, observing
 from grader.autograde.unexecuted import mark_unexecuted
 
 KERNEL_DIED = "the kernel died while running it (a crash, os._exit, or more memory than the grading limit)"
@@ -100,6 +100,7 @@ def _become_student(job: dict) -> None:
         MPLBACKEND="Agg", PATH="/usr/bin:/bin", LANG="C.UTF-8", NBGRADER_EXECUTION="autograde",
     )
     os.chdir(workdir)
+    observing.install()  # hidden checks observe here; the trusted parent judges
     # One thread per kernel: workers already keep every core busy, and two OpenMP threads per
     # kernel on a shared core run a small training loop many times slower, not faster.
     import torch

@@ -1,82 +1,101 @@
 """Hidden checks for exercise 07 (capstone): a breast-cancer classifier scored on rows it never saw.
 
-The notebook's locked setup cell splits `load_breast_cancer()` exactly as `splits()` does below:
-20% of the rows (stratified, RESERVED_SEED) are reserved for grading and never used in the
-notebook; the rest is split again into the training and validation parts the student works with.
-The hidden checks re-create every part here, train the student's `train_capstone` once (cached)
-while a forward hook records every row the model is trained on, and score the model on the
-reserved rows.
+The notebook's locked setup cell splits `load_breast_cancer()` exactly as `splits()` does: 20% of
+the rows (stratified, RESERVED_SEED) are reserved for grading and never used in the notebook; the
+rest is split again into the training and validation parts the student works with.
+
+Each check is judged here, in the trusted process, from what grader.observers.capstone recorded in
+the kernel. The judge rebuilds the grader's models and rows from the same seeds and recomputes every
+expected value. For the reserved rows it never takes the kernel's word for predictions: it rebuilds
+the trained network from the recorded nn.Linear parameters, standardises the reserved rows with the
+recorded mean and std, scores that network itself, and fails a model whose parameters do not explain
+the logits it reported. Which rows the model was trained on is decided here too, from the rows the
+kernel saw go through the model in training mode.
 """
 
-import copy
-import functools
 import math
-import os
-import tempfile
-import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from grader.checks import inference
-from grader.checks.report import call, expect, fail, student_check
+from grader.checks.report import expect, fail, judged, returned
+from grader.observation import Opaque, decode
+from grader.observers import capstone as observers
+from grader.observers.capstone import (
+    N_FEATURES,
+    RESERVED_FRACTION,
+    RESERVED_SEED,
+    VAL_FRACTION,
+    VAL_SEED,
+    observe_building_blocks,
+    observe_checkpoint,
+    observe_predict_raw,
+    observe_reserved_accuracy,
+    observe_train_capstone,
+    splits,
+)
 
-RESERVED_FRACTION = 0.2
-RESERVED_SEED = 7
-VAL_FRACTION = 0.25
-VAL_SEED = 0
-N_FEATURES = 30
-FULL_MARKS_ACCURACY = 0.95
-PARTIAL_ACCURACY = 0.90
+__all__ = ["N_FEATURES", "RESERVED_FRACTION", "RESERVED_SEED", "VAL_FRACTION", "VAL_SEED", "splits",
+           "check_building_blocks", "check_train_capstone", "check_predict_raw", "check_checkpoint",
+           "check_reserved_accuracy"]
+
+LECTURE_06 = "lecture 06"
 TRAINING_BUDGET_S = 30
+# The layers a model scored on the reserved rows may have: eval-mode Dropout and Identity change nothing.
+SCORED_KINDS = ("Linear", "ReLU", "Dropout", "Identity")
+MLP_HINT = ("return the MLP you trained: nn.Linear layers with a ReLU after every hidden one and nothing after the "
+            "last, so the raw logit comes out (lecture 03).")
 
 
-def _one_thread(check):
-    """Run a check with one torch thread: the models are tiny, and on a busy 2-core machine thread hand-offs
-    make every small op many times slower. The previous setting is restored."""
-
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
+def _type_name(value) -> str:
+    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
 
 
-@functools.lru_cache(maxsize=1)
-def splits() -> dict[str, np.ndarray]:
-    """The same parts as the notebook's setup cell, plus the reserved part the notebook never sees."""
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.model_selection import train_test_split
+def _head(value, n: int = 3):
+    return value[:n].flatten().tolist() if isinstance(value, torch.Tensor) else _type_name(value)
 
-    data = load_breast_cancer()
-    X_dev, X_reserved, y_dev, y_reserved = train_test_split(
-        data.data, data.target, test_size=RESERVED_FRACTION, random_state=RESERVED_SEED, stratify=data.target
-    )
-    X_train, X_val, y_train, y_val = train_test_split(
-        X_dev, y_dev, test_size=VAL_FRACTION, random_state=VAL_SEED, stratify=y_dev
-    )
-    return {"X_train": X_train, "y_train": y_train, "X_val": X_val, "y_val": y_val,
-            "X_reserved": X_reserved, "y_reserved": y_reserved, "X_dev": X_dev, "X_all": data.data}
+
+def _reference(model: nn.Module, X: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The labels predict must give."""
+    model.eval()
+    with torch.no_grad():
+        return (torch.sigmoid(model(X)).squeeze(1) >= threshold).long()
+
+
+def _forward(linears: list[tuple[torch.Tensor, torch.Tensor | None]], X: torch.Tensor) -> torch.Tensor:
+    """Linear -> ReLU -> ... -> Linear with the given (weight, bias) pairs, in float64."""
+    h = X.double()
+    for i, (weight, bias) in enumerate(linears):
+        h = F.linear(h, weight.double(), None if bias is None else bias.double())
+        if i < len(linears) - 1:
+            h = torch.relu(h)
+    return h
+
+
+def _linear_pair(weight, bias) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+    """(weight, bias) if they are the tensors of an nn.Linear, else None."""
+    if not (isinstance(weight, torch.Tensor) and weight.dim() == 2 and weight.is_floating_point()):
+        return None
+    if bias is not None and not (isinstance(bias, torch.Tensor) and tuple(bias.shape) == (weight.shape[0],)):
+        return None
+    return weight, bias
 
 
 # Part A: the building blocks ---------------------------------------------------------------------
 
-def _check_mlp(MLP) -> None:
-    for args, sizes in [((), (10, 32, 64, 1)), ((30,), (30, 32, 64, 1)), ((5, (7,), 2), (5, 7, 2)),
-                        ((30, (16, 8, 4)), (30, 16, 8, 4, 1))]:
+MLP_SIZES = [(10, 32, 64, 1), (30, 32, 64, 1), (5, 7, 2), (30, 16, 8, 4, 1)]
+
+
+def _judge_mlp(cases: list[dict]) -> None:
+    for ((args, width), sizes, case) in zip(observers.MLP_CASES, MLP_SIZES, cases, strict=True):
         what = f"MLP{args if len(args) != 1 else f'({args[0]})'}"
-        torch.manual_seed(0)
-        model = call(MLP, *args, what=what)
-        expect(isinstance(model, nn.Module), f"{what} should be an nn.Module.", "nn.Module", type(model).__name__,
+        returned(case["made"], what)
+        expect(case["module"] is True, f"{what} should be an nn.Module.", "nn.Module", case["type"],
                "subclass nn.Module and call super().__init__() first (lecture 03).")
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        found = [linears[0].in_features] + [m.out_features for m in linears] if linears else []
+        linears = [_linear_pair(decode(m["weight"]), decode(m["bias"])) for m in case["linears"]]
+        found = [linears[0][0].shape[1]] + [w.shape[0] for w, _ in linears] if None not in linears and linears else []
         expect(
             tuple(found) == sizes,
             f"{what} has the wrong nn.Linear layers (in_features, then each layer's out_features).",
@@ -86,71 +105,63 @@ def _check_mlp(MLP) -> None:
             "submodules (nn.Sequential or nn.ModuleList, not a plain Python list: lecture 03, "
             "'Pitfall: layers in a plain Python list').",
         )
-        X = torch.randn(16, sizes[0], generator=torch.Generator().manual_seed(1)) * 3
-        logits = call(model, X, what=f"{what}(X) for X of shape (16, {sizes[0]})")
+        logits = returned(case["logits"], f"{what}(X) for X of shape (16, {sizes[0]})")
         expect(isinstance(logits, torch.Tensor) and tuple(logits.shape) == (16, sizes[-1]),
                f"{what}(X) has the wrong output shape.", (16, sizes[-1]),
                tuple(getattr(logits, "shape", ())), "return the last layer's output as it is.")
-        h = X
-        with torch.no_grad():
-            for layer in linears[:-1]:
-                h = torch.relu(layer(h))
-            expected = linears[-1](h)
+        expected = _forward(linears, observers.mlp_input(width))
         expect(
-            torch.allclose(logits.detach(), expected, atol=1e-5),
+            torch.allclose(logits.double(), expected, atol=1e-5),
             f"{what}(X) does not compute Linear -> ReLU -> ... -> Linear.",
             expected[:2].flatten().tolist(),
-            logits[:2].detach().flatten().tolist(),
+            logits[:2].flatten().tolist(),
             "put a ReLU after every hidden layer and nothing after the last one: the model returns raw logits.",
         )
 
 
-def _check_dataset(TabularDataset) -> None:
-    X = np.arange(21, dtype=np.float64).reshape(7, 3) / 4
-    y = np.array([0, 1, 1, 0, 1, 0, 0])
+def _judge_dataset(observed: dict) -> None:
+    X, y = observers.dataset_input()
     what = "TabularDataset(X, y) for 7 rows and 3 features"
-    dataset = call(TabularDataset, X, y, what=what)
-    n = call(len, dataset, what=f"len({what})")
+    returned(observed["made"], what)
+    n = returned(observed["len"], f"len({what})")
     expect(n == 7, f"len({what}) is wrong.", 7, n, "__len__ returns the number of rows, len(X), not the feature count.")
-    item = call(dataset.__getitem__, 5, what=f"{what}[5]")
+    item = returned(observed["item"], f"{what}[5]")
     expect(isinstance(item, tuple) and len(item) == 2, f"{what}[5] should be a (features, target) tuple.",
            "a tuple of 2 tensors", repr(item)[:80])
     features, target = item
     for name, value, shape, expected in [("features", features, (3,), X[5]), ("target", target, (1,), [y[5]])]:
         expect(isinstance(value, torch.Tensor) and value.dtype == torch.float32,
                f"the {name} of {what}[5] should be a float32 tensor.", "float32 tensor",
-               getattr(value, "dtype", type(value).__name__), "convert with torch.tensor(..., dtype=torch.float32).")
+               getattr(value, "dtype", _type_name(value)), "convert with torch.tensor(..., dtype=torch.float32).")
         expect(tuple(value.shape) == shape, f"the {name} of {what}[5] have the wrong shape.", shape,
                tuple(value.shape), "the target is a (1,) tensor, like the model's (1,) logit per row.")
         expect(np.allclose(value.numpy(), np.asarray(expected, dtype=np.float32)),
                f"the {name} of {what}[5] hold the wrong values.", list(np.asarray(expected)), value.tolist())
 
 
-def _check_train_one_epoch(train_one_epoch) -> None:
-    torch.manual_seed(3)
-    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.0), nn.Linear(4, 1))
-    X = torch.randn(10, 3, generator=torch.Generator().manual_seed(3))
-    y = (X[:, :1] > 0).float()
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=4)
-    reference, criterion = copy.deepcopy(model), nn.BCEWithLogitsLoss()
-    ref_optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
+def _judge_epoch(observed: dict) -> None:
+    reference, loader = observers.epoch_case()
+    criterion = nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
     losses = []
     reference.train()
     for X_batch, y_batch in loader:
-        ref_optimizer.zero_grad()
+        optimizer.zero_grad()
         loss = criterion(reference(X_batch), y_batch)
         loss.backward()
-        ref_optimizer.step()
+        optimizer.step()
         losses.append(loss.item())
-    model.eval()
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     what = "train_one_epoch(model, loader, criterion, optimizer) on 10 rows in batches of 4"
-    result = call(train_one_epoch, model, loader, criterion, optimizer, what=what)
-    expect(isinstance(result, float), f"{what} should return a Python float.", "float", type(result).__name__,
+    result = returned(observed["result"], what)
+    expect(isinstance(result, float), f"{what} should return a Python float.", "float", _type_name(result),
            "return the mean of the per-batch loss.item() values.")
-    expect(model.training, f"{what} left the model in evaluation mode: it never called model.train().",
+    expect(observed["training"] is True, f"{what} left the model in evaluation mode: it never called model.train().",
            hint="call model.train() at the start of the epoch (lecture 05).")
-    same = all(torch.allclose(a, b, atol=1e-5) for a, b in zip(model.parameters(), reference.parameters(), strict=True))
+    found = [decode(p) for p in observed["parameters"]]
+    expected = [p.detach().double() for p in reference.parameters()]
+    same = len(found) == len(expected) and all(
+        isinstance(a, torch.Tensor) and a.shape == b.shape and torch.allclose(a.double(), b, atol=1e-5)
+        for a, b in zip(found, expected))
     expect(same, f"{what} updated the parameters differently from one zero_grad/forward/backward/step per batch.",
            hint="for every batch: optimizer.zero_grad(), loss = criterion(model(X), y), loss.backward(), "
            "optimizer.step() (lecture 05).")
@@ -159,72 +170,176 @@ def _check_train_one_epoch(train_one_epoch) -> None:
            "return the mean over all batches of loss.item(), not the last batch's loss.")
 
 
-@student_check
-@_one_thread
-def check_building_blocks(MLP, TabularDataset, train_one_epoch, predict) -> None:
+def _labels(entry: dict, n: int, what: str) -> torch.Tensor:
+    """The labels a captured predict call returned, with their type, shape, dtype and device checked."""
+    y_hat = returned(entry, what)
+    expect(
+        isinstance(y_hat, torch.Tensor),
+        f"{what} should return a torch.Tensor of labels.",
+        "torch.Tensor",
+        _type_name(y_hat),
+        f"build the labels with tensor operations and return the tensor "
+        f"({LECTURE_06}, 'From logits to probabilities to labels').",
+    )
+    if tuple(y_hat.shape) == (n, 1):
+        fail(
+            f"{what} returned one column per row instead of one label per row.",
+            (n,),
+            tuple(y_hat.shape),
+            "the model's logits have shape (N, 1); flatten them with .squeeze(1) (or .flatten()) so the "
+            "labels have shape (N,).",
+        )
+    expect(tuple(y_hat.shape) == (n,), f"{what} has the wrong shape.", (n,), tuple(y_hat.shape),
+           "return one label per row of X: shape (N,).")
+    if y_hat.dtype == torch.bool:
+        fail(
+            f"{what} returned a bool tensor (True/False) instead of int64 labels 0/1.",
+            torch.int64,
+            torch.bool,
+            "a comparison like probs >= threshold gives bools: convert them with .long().",
+        )
+    if y_hat.is_floating_point():
+        if bool(((y_hat > 0) & (y_hat < 1)).any()):
+            fail(
+                f"{what} returned probabilities, not labels.",
+                "int64 labels 0 or 1",
+                f"{y_hat.dtype} values such as {y_hat[(y_hat > 0) & (y_hat < 1)][:3].tolist()}",
+                "compare the probabilities with threshold (probs >= threshold) and convert with .long().",
+            )
+        fail(
+            f"{what} returned float labels.",
+            torch.int64,
+            y_hat.dtype,
+            "labels are whole numbers: convert the comparison with .long(), not .float().",
+        )
+    expect(y_hat.dtype == torch.int64, f"{what} has the wrong dtype.", torch.int64, y_hat.dtype,
+           "convert the comparison with .long().")
+    device = y_hat.observed["device"]
+    expect(device == "cpu", f"{what} returned a tensor on {device}, not on the CPU.", "cpu", device,
+           "finish with .cpu() so the labels can be compared with NumPy arrays and y on the CPU.")
+    expect(not y_hat.observed["requires_grad"], f"{what} returned a tensor that is part of a graph.", False, True,
+           "compute the labels inside `with torch.no_grad():`.")
+    return y_hat
+
+
+def _values_hint(y_hat, model, X, threshold) -> str:
+    """Name the most likely mistake behind wrong labels."""
+    with torch.no_grad():
+        logits = model(X).squeeze(1)
+    probs = torch.sigmoid(logits)
+    guesses = [
+        (probs > threshold).long(), "use >= : a probability exactly equal to threshold is labelled 1 (the contract "
+        f"says 1 where the probability is >= threshold; {LECTURE_06}, 'The boundary case')",
+    ], [
+        torch.round(probs).long(), "torch.round sends a probability of exactly 0.5 to 0 (and ignores threshold): "
+        "compare probs >= threshold instead",
+    ], [
+        (logits >= threshold).long(), "you compared the raw logits with threshold; apply torch.sigmoid first, "
+        "then compare the probabilities",
+    ], [
+        (probs >= 0.5).long(), "the labels ignore the threshold argument: compare with threshold, not 0.5",
+    ], [
+        torch.zeros_like(logits, dtype=torch.long), "every label is 0: compute the labels from model(X)",
+    ], [
+        torch.ones_like(logits, dtype=torch.long), "every label is 1: compute the labels from model(X)",
+    ]
+    matches = [hint for guess, hint in guesses if torch.equal(y_hat, guess)]
+    if matches:
+        return "; or, ".join(matches)
+    return (f"labels must be 1 where torch.sigmoid(model(X)) >= threshold and 0 elsewhere; use the model and X "
+            f"you are given, not a global model ({LECTURE_06}, 'From logits to probabilities to labels')")
+
+
+def _judge_labels(entries: list[dict]) -> None:
+    for (what, model, X, threshold), entry in zip(observers.label_cases(), entries, strict=True):
+        threshold = 0.5 if threshold is None else threshold
+        y_hat = _labels(entry, X.shape[0], what)
+        expected = _reference(model, X, threshold)
+        if not torch.equal(y_hat, expected):
+            wrong = (y_hat != expected).nonzero().flatten()[:3].tolist()
+            with torch.no_grad():
+                probs = torch.sigmoid(model(X).squeeze(1))
+            fail(
+                f"{what} gave wrong labels (rows {wrong} with probabilities "
+                f"{[round(probs[i].item(), 4) for i in wrong]}).",
+                expected.tolist(),
+                y_hat.tolist(),
+                _values_hint(y_hat, model, X, threshold),
+            )
+
+
+def _judge_mode(observed: dict) -> None:
+    inner, X = observers.mode_case()
+    what = "predict(model, X) for a model with dropout that starts in training mode"
+    first = _labels(observed["first"], X.shape[0], what)
+    forwards = observed["forwards"]
+    expect(len(forwards) > 0, f"{what} never called the model.", "at least one call of model(X)", "none",
+           "compute the logits with model(X) on the model you are given, not a global model.")
+    expect(
+        not any(c["training"] or c["inner_training"] for c in forwards),
+        f"{what} ran the model in training mode, so dropout changed the logits.",
+        "model.training == False during the forward pass",
+        "model.training == True",
+        f"call model.eval() before computing the logits ({LECTURE_06}, 'Switching off the training machinery').",
+    )
+    expect(
+        not any(c["grad"] for c in forwards),
+        f"{what} built a computation graph (gradients were enabled during the forward pass).",
+        "torch.is_grad_enabled() == False inside predict",
+        "True",
+        f"wrap the forward pass in `with torch.no_grad():` or `with torch.inference_mode():` "
+        f"({LECTURE_06}, 'Switching off the training machinery').",
+    )
+    second = _labels(observed["second"], X.shape[0], what + " (second call)")
+    expect(torch.equal(first, second), f"{what} gave different labels on two calls with the same X.",
+           first.tolist(), second.tolist(), "call model.eval() so dropout is switched off.")
+    expected = _reference(inner, X, 0.5)
+    expect(torch.equal(first, expected), f"{what} gave wrong labels.", expected.tolist(), first.tolist(),
+           "labels are 1 where torch.sigmoid(model(X)) >= threshold, computed in eval mode.")
+    if "cuda" in observed:  # only a kernel with a GPU tries device="cuda"
+        _judge_device(observed["cuda"])
+
+
+def _judge_device(observed: dict) -> None:
+    what = 'predict(model, X, device="cuda") for a model and X on the CPU'
+    y_hat = returned(observed["result"], what)
+    forwards = observed["forwards"]
+    expect(bool(forwards) and all(c["device"] == "cuda" for c in forwards), f"{what} did not run on the GPU.",
+           "cuda", [c["device"] for c in forwards], "move the model and X with .to(device).")
+    expect(isinstance(y_hat, torch.Tensor) and y_hat.observed["device"] == "cpu",
+           f"{what} returned labels that are not on the CPU.", "cpu",
+           y_hat.observed["device"] if isinstance(y_hat, torch.Tensor) else _type_name(y_hat), "finish with .cpu().")
+
+
+def judge_building_blocks(observed: dict, **kwargs) -> None:
     """The re-implemented MLP, TabularDataset, train_one_epoch and predict keep their contracts."""
-    _check_mlp(MLP)
-    _check_dataset(TabularDataset)
-    _check_train_one_epoch(train_one_epoch)
-    inference.check_predict_labels(predict)
-    inference.check_predict_mode(predict)
+    _judge_mlp(observed["mlp"])
+    _judge_dataset(observed["dataset"])
+    _judge_epoch(observed["epoch"])
+    _judge_labels(observed["labels"])
+    _judge_mode(observed["mode"])
 
 
-# Part B: train on the training rows only --------------------------------------------------------
-
-_runs: dict[int, tuple] = {}
+check_building_blocks = judged(observe_building_blocks, judge_building_blocks)
 
 
-def _train_under_spy(train_capstone):
-    """Run train_capstone on the training part once per function, recording every training batch."""
-    key = id(train_capstone)
-    if key in _runs and _runs[key][0] is train_capstone:
-        return _runs[key][1]
-    parts = splits()
-    rows: list[torch.Tensor] = []
-    depth = [0]
+# Parts B and E: the training run -----------------------------------------------------------------
 
-    def before(module, inputs):
-        # Record only the outermost module call (the model itself), not its layers' inputs.
-        if depth[0] == 0 and module.training and torch.is_grad_enabled() and inputs:
-            X = inputs[0]
-            if isinstance(X, torch.Tensor) and X.dim() == 2 and X.shape[-1] == N_FEATURES:
-                rows.append(X.detach().to("cpu", torch.float64))
-        depth[0] += 1
-
-    def after(module, inputs, output):
-        depth[0] -= 1
-
-    handles = [torch.nn.modules.module.register_module_forward_pre_hook(before),
-               torch.nn.modules.module.register_module_forward_hook(after)]
-    start = time.perf_counter()
-    try:
-        result = call(train_capstone, parts["X_train"].copy(), parts["y_train"].copy(),
-                      what="train_capstone(X_train, y_train)")
-    finally:
-        for handle in handles:
-            handle.remove()
-    seconds = time.perf_counter() - start
-    seen = torch.unique(torch.cat(rows), dim=0) if rows else torch.empty(0, N_FEATURES, dtype=torch.float64)
-    run = (result, seen, seconds)
-    _runs.clear()
-    _runs[key] = (train_capstone, run)
-    return run
-
-
-def _unpack(result):
+def _unpack(observed: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and std train_capstone returned (float64), once its result has the right form."""
+    result = returned(observed["result"], "train_capstone(X_train, y_train)")
     expect(isinstance(result, tuple) and len(result) == 3, "train_capstone should return (model, mean, std).",
            "a tuple of 3", repr(result)[:80])
     model, mean, std = result
-    expect(isinstance(model, nn.Module), "the model train_capstone returns should be an nn.Module.", "nn.Module",
-           type(model).__name__)
+    expect(observed.get("module") is True, "the model train_capstone returns should be an nn.Module.", "nn.Module",
+           _type_name(model))
     for name, value in (("mean", mean), ("std", std)):
         expect(isinstance(value, torch.Tensor) and tuple(value.shape) == (N_FEATURES,),
                f"the {name} train_capstone returns should be a tensor of shape ({N_FEATURES},).",
                f"tensor of shape ({N_FEATURES},)",
-               tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__,
+               tuple(value.shape) if isinstance(value, torch.Tensor) else _type_name(value),
                "return one value per feature column, as a float32 tensor.")
-    return model.to("cpu"), mean.detach().to("cpu", torch.float64), std.detach().to("cpu", torch.float64)
+    return mean.to(torch.float64), std.to(torch.float64)
 
 
 def _matches(values: torch.Tensor, X: np.ndarray, ddofs=(1, 0), stat="mean") -> bool:
@@ -248,10 +363,21 @@ def _statistics_problem(mean, std) -> str | None:
     return "the mean and std are not X_train's column means and standard deviations"
 
 
-def _rows_problem(seen: torch.Tensor, mean, std) -> str | None:
+def _seen(observed: dict) -> tuple[torch.Tensor, int]:
+    """The distinct rows the model was trained on (float64) and how many there were in all."""
+    seen, total = decode(observed["seen"]), observed["seen_total"]
+    # More rows than the observer ever sends would only make this process compute large distance matrices.
+    expect(isinstance(seen, torch.Tensor) and seen.dim() == 2 and seen.shape[1] == N_FEATURES and type(total) is int
+           and seen.shape[0] <= observers.MAX_SEEN_ROWS,
+           "The hidden check could not read the rows train_capstone trained on.",
+           hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules.")
+    return seen.to(torch.float64), max(total, seen.shape[0])
+
+
+def _rows_problem(seen: torch.Tensor, total: int, mean, std) -> str | None:
     """None if every row the model trained on is a standardised training row; else what else it saw."""
     parts = splits()
-    if seen.shape[0] == 0:
+    if total == 0:
         return ("the model never ran in training mode with gradients on rows of 30 features: "
                 "it was not trained")
 
@@ -260,25 +386,46 @@ def _rows_problem(seen: torch.Tensor, mean, std) -> str | None:
         distance = torch.cdist(seen, standardised, p=float("inf"))
         return (distance.min(dim=1).values < 1e-3)
 
-    foreign = ~near(parts["X_train"])
-    if not foreign.any():
-        return None
-    seen_foreign = seen[foreign]
-    reserved = near(parts["X_reserved"])[foreign].sum().item()
+    foreign = ~near(parts["X_train"]) if seen.shape[0] else torch.zeros(0, dtype=torch.bool)
+    reserved = near(parts["X_reserved"])[foreign].sum().item() if foreign.any() else 0
     if reserved:
         return (f"the model was trained on {reserved} rows of the reserved part, which no one may train on "
                 "(did you reload the data set inside train_capstone?)")
-    val = near(parts["X_val"])[foreign].sum().item()
+    val = near(parts["X_val"])[foreign].sum().item() if foreign.any() else 0
     if val:
         return f"the model was trained on {val} rows of the validation part: train only on the rows you are given"
-    return (f"the model was trained on {seen_foreign.shape[0]} rows that are not rows of X_train standardised with "
-            "the mean and std you return (did you forget to standardise, or standardise differently?)")
+    if foreign.any():
+        return (f"the model was trained on {int(foreign.sum())} rows that are not rows of X_train standardised with "
+                "the mean and std you return (did you forget to standardise, or standardise differently?)")
+    if total > seen.shape[0]:
+        return (f"the model was trained on {total} different rows, far more than the {len(parts['X_train'])} rows "
+                "of X_train (did you add noise to the rows?)")
+    return None
 
 
-def _leak(run) -> str | None:
+def judge_train_capstone(observed: dict, **kwargs) -> None:
+    """train_capstone trains on the standardised training rows only, with X_train's mean and std."""
+    mean, std = _unpack(observed)
+    stats = _statistics_problem(mean, std)
+    expect(stats is None, f"train_capstone(X_train, y_train): {stats}.",
+           "X_train.mean(axis=0) and X_train.std(axis=0)", f"mean[:3] = {mean[:3].tolist()}",
+           "fit the standardisation on the training part only, then apply that same mean and std to every "
+           "other part (lecture 04, 'Train, validation and test splits, and scaling without leakage').")
+    rows = _rows_problem(*_seen(observed), mean, std)
+    expect(rows is None, f"train_capstone(X_train, y_train): {rows}.",
+           hint="standardise X_train with its own mean and std, wrap it in your TabularDataset and DataLoader, "
+           "and train with train_one_epoch.")
+    seconds = observed["seconds"]
+    expect(seconds < TRAINING_BUDGET_S, f"train_capstone(X_train, y_train) took {seconds:.1f} s.",
+           f"under {TRAINING_BUDGET_S} s", f"{seconds:.1f} s", "train for fewer epochs or with larger batches.")
+
+
+check_train_capstone = judged(observe_train_capstone, judge_train_capstone)
+
+
+def _leak(observed: dict, mean, std) -> str | None:
     """A message if the model saw reserved rows or its statistics came from them."""
-    model, mean, std = _unpack(run[0])
-    rows = _rows_problem(run[1], mean, std)
+    rows = _rows_problem(*_seen(observed), mean, std)
     if rows and "reserved" in rows:
         return rows
     stats = _statistics_problem(mean, std)
@@ -287,130 +434,39 @@ def _leak(run) -> str | None:
     return None
 
 
-@student_check
-@_one_thread
-def check_train_capstone(train_capstone) -> None:
-    """train_capstone trains on the standardised training rows only, with X_train's mean and std."""
-    run = _train_under_spy(train_capstone)
-    model, mean, std = _unpack(run[0])
-    stats = _statistics_problem(mean, std)
-    expect(stats is None, f"train_capstone(X_train, y_train): {stats}.",
-           "X_train.mean(axis=0) and X_train.std(axis=0)", f"mean[:3] = {mean[:3].tolist()}",
-           "fit the standardisation on the training part only, then apply that same mean and std to every "
-           "other part (lecture 04, 'Train, validation and test splits, and scaling without leakage').")
-    rows = _rows_problem(run[1], mean, std)
-    expect(rows is None, f"train_capstone(X_train, y_train): {rows}.",
-           hint="standardise X_train with its own mean and std, wrap it in your TabularDataset and DataLoader, "
-           "and train with train_one_epoch.")
-    expect(run[2] < TRAINING_BUDGET_S, f"train_capstone(X_train, y_train) took {run[2]:.1f} s.",
-           f"under {TRAINING_BUDGET_S} s", f"{run[2]:.1f} s", "train for fewer epochs or with larger batches.")
+def _rebuilt_logits(observed: dict, X: torch.Tensor) -> torch.Tensor:
+    """The logits of the network the recorded layers describe, computed here: the kernel's are not trusted."""
+    layers = observed["layers"]
+    types = [layer["type"] for layer in layers]
+    expect(all(layer["kind"] in SCORED_KINDS for layer in layers),
+           "the model train_capstone returns has layers the reserved rows cannot score.",
+           "nn.Linear and nn.ReLU layers (an MLP)", types, MLP_HINT)
+    linears = [_linear_pair(decode(layer["parameters"].get("weight")), decode(layer["parameters"].get("bias")))
+               for layer in layers if layer["kind"] == "Linear"]
+    shapes = [tuple(pair[0].shape) if pair else None for pair in linears]
+    chained = bool(linears) and None not in linears and shapes[0][1] == N_FEATURES and shapes[-1][0] == 1 and all(
+        a[0] == b[1] for a, b in zip(shapes, shapes[1:]))
+    expect(chained, f"the model train_capstone returns is not a chain of nn.Linear layers from {N_FEATURES} "
+           "features to 1 logit.", f"weights of shape (h1, {N_FEATURES}), (h2, h1), ..., (1, hk)", shapes, MLP_HINT)
+    return _forward(linears, X)
 
 
-# Part C: predictions from raw features ----------------------------------------------------------
-
-@student_check
-@_one_thread
-def check_predict_raw(predict_raw) -> None:
-    """predict_raw(model, mean, std, X_raw) standardises with the given mean and std, then predicts."""
-    generator = torch.Generator().manual_seed(12)
-    torch.manual_seed(12)
-    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
-    mean = torch.tensor([10.0, -5.0, 100.0, 0.5])
-    std = torch.tensor([2.0, 0.5, 30.0, 0.1])
-    for n in (50, 3, 1):
-        X_raw = (torch.randn(n, 4, generator=generator) * std * 1.5 + mean + 0.3 * std).numpy().astype(np.float64)
-        what = f"predict_raw(model, mean, std, X_raw) for {n} raw row{'s' if n > 1 else ''}"
-        model.train()
-        y_hat = call(predict_raw, model, mean.clone(), std.clone(), X_raw.copy(), what=what)
-        expect(isinstance(y_hat, torch.Tensor) and y_hat.dtype == torch.int64 and tuple(y_hat.shape) == (n,),
-               f"{what} should return int64 labels of shape ({n},).", f"int64 tensor of shape ({n},)",
-               f"{getattr(y_hat, 'dtype', type(y_hat).__name__)} {tuple(getattr(y_hat, 'shape', ()))}",
-               "return what your predict returns.")
-        X_std = (torch.tensor(X_raw, dtype=torch.float32) - mean) / std
-        expected = inference._reference(model, X_std, 0.5)
-        if torch.equal(y_hat.cpu(), expected):
-            continue
-        hint = ("standardise with the mean and std you are given, (X_raw - mean) / std, then call predict "
-                "(lecture 06, 'Predicting on new raw data: the same fitted scaler').")
-        raw = inference._reference(model, torch.tensor(X_raw, dtype=torch.float32), 0.5)
-        own = torch.tensor(X_raw, dtype=torch.float32)
-        if n > 1:
-            own = inference._reference(model, (own - own.mean(0)) / own.std(0), 0.5)
-        if torch.equal(y_hat.cpu(), raw):
-            hint = "you did not standardise X_raw: the model was trained on standardised features."
-        elif n > 1 and torch.equal(y_hat.cpu(), own):
-            hint = ("you standardised X_raw with its own mean and std; use the training part's mean and std you "
-                    "are given, so one row is scaled the same way alone or in a batch.")
-        fail(f"{what} gave the wrong labels.", expected.tolist()[:10], y_hat.tolist()[:10], hint)
-
-
-# Part D: save and load --------------------------------------------------------------------------
-
-@student_check
-@_one_thread
-def check_checkpoint(MLP, save_checkpoint, load_checkpoint) -> None:
-    """save_checkpoint writes a state_dict-based file; load_checkpoint restores model, mean and std."""
-    with tempfile.TemporaryDirectory(prefix="capstone-check-") as folder:
-        _check_checkpoint_in(folder, MLP, save_checkpoint, load_checkpoint)
-
-
-def _check_checkpoint_in(folder, MLP, save_checkpoint, load_checkpoint) -> None:
-    torch.manual_seed(21)
-    model = call(MLP, N_FEATURES, (12, 6), what=f"MLP({N_FEATURES}, (12, 6))")
-    mean = torch.linspace(-3, 40, N_FEATURES)
-    std = torch.linspace(0.5, 9, N_FEATURES)
-    X = torch.randn(8, N_FEATURES, generator=torch.Generator().manual_seed(21))
-    with torch.no_grad():
-        model.eval()
-        expected = model(X)
-    path = os.path.join(folder, "capstone_model.pt")
-    call(save_checkpoint, model, mean.clone(), std.clone(), path, what="save_checkpoint(model, mean, std, path)")
-    expect(os.path.isfile(path), "save_checkpoint(model, mean, std, path) wrote no file at path.",
-           hint="torch.save(..., path)")
-    try:
-        torch.load(path, weights_only=True)
-    except Exception as error:  # noqa: BLE001 -- any failure means the file is not plain tensors
-        fail("the file save_checkpoint wrote cannot be loaded with torch.load(path, weights_only=True).",
-             "a dict of tensors (model.state_dict(), mean, std)", f"{type(error).__name__}",
-             "save model.state_dict(), not the model object itself "
-             "(lecture 06, 'Saving and loading a state_dict for inference').")
-    torch.manual_seed(99)
-    fresh = call(MLP, N_FEATURES, (12, 6), what=f"MLP({N_FEATURES}, (12, 6))")
-    result = call(load_checkpoint, path, fresh, what="load_checkpoint(path, MLP(30, (12, 6)))")
-    expect(isinstance(result, tuple) and len(result) == 3, "load_checkpoint should return (model, mean, std).",
-           "a tuple of 3", repr(result)[:80])
-    loaded, loaded_mean, loaded_std = result
-    expect(isinstance(loaded, nn.Module), "the model load_checkpoint returns should be an nn.Module.",
-           "nn.Module", type(loaded).__name__)
-    with torch.no_grad():
-        loaded.eval()
-        found = loaded.to("cpu")(X)
-    expect(torch.allclose(found, expected, atol=1e-6),
-           "the loaded model gives different logits from the saved one.", expected[:3].flatten().tolist(),
-           found[:3].flatten().tolist(),
-           "load the saved weights into the fresh model with model.load_state_dict(...) and return it.")
-    for name, value, saved in (("mean", loaded_mean, mean), ("std", loaded_std, std)):
-        expect(isinstance(value, torch.Tensor) and torch.allclose(value.cpu().float(), saved),
-               f"load_checkpoint returned a different {name} from the one saved.", saved[:3].tolist(),
-               value[:3].tolist() if isinstance(value, torch.Tensor) else type(value).__name__,
-               "save the mean and std in the same file as the weights, and return them from load_checkpoint.")
-
-
-# Part E: accuracy on the reserved rows ----------------------------------------------------------
-
-@student_check
-@_one_thread
-def check_reserved_accuracy(train_capstone, minimum: float) -> None:
+def judge_reserved_accuracy(observed: dict, minimum: float, **kwargs) -> None:
     """The model train_capstone builds scores at least `minimum` accuracy on the reserved rows."""
-    run = _train_under_spy(train_capstone)
-    model, mean, std = _unpack(run[0])
-    leak = _leak(run)
+    mean, std = _unpack(observed)
+    leak = _leak(observed, mean, std)
     expect(leak is None, f"the reserved rows cannot score this model: {leak}.",
            hint="train and standardise on X_train only; the reserved rows measure a model that never saw them.")
-    parts = splits()
-    X = (torch.tensor(parts["X_reserved"], dtype=torch.float64) - mean) / std
-    y_hat = inference._reference(model, X.float(), 0.5).numpy()
-    accuracy = float((y_hat == parts["y_reserved"]).mean())
+    reported = returned(observed["logits"], "the model train_capstone returns, on the standardised reserved rows,")
+    X = observers.reserved_inputs(mean, std)
+    logits = _rebuilt_logits(observed, X)
+    explained = (isinstance(reported, torch.Tensor) and reported.shape == logits.shape
+                 and torch.allclose(reported.double(), logits, rtol=1e-4, atol=1e-4, equal_nan=True))
+    expect(explained, "the model train_capstone returns does not compute its logits from its nn.Linear layers as "
+           "Linear -> ReLU -> ... -> Linear, so the reserved rows cannot score it.",
+           _head(logits), _head(reported), MLP_HINT)
+    y_hat = (torch.sigmoid(logits.float()).squeeze(1) >= 0.5).long().numpy()
+    accuracy = float((y_hat == splits()["y_reserved"]).mean())
     expect(
         accuracy >= minimum,
         f"the model train_capstone(X_train, y_train) builds scores {accuracy:.3f} accuracy on the "
@@ -421,3 +477,92 @@ def check_reserved_accuracy(train_capstone, minimum: float) -> None:
         "or with a larger learning rate (Adam with lr=1e-2 for 20 epochs is plenty), and keep the output a raw logit "
         "trained with BCEWithLogitsLoss.",
     )
+
+
+check_reserved_accuracy = judged(observe_reserved_accuracy, judge_reserved_accuracy)
+
+
+# Part C: predictions from raw features ----------------------------------------------------------
+
+def judge_predict_raw(observed: dict, **kwargs) -> None:
+    """predict_raw(model, mean, std, X_raw) standardises with the given mean and std, then predicts."""
+    model, mean, std, rows = observers.predict_raw_case()
+    for X_raw, entry in zip(rows, observed["calls"], strict=True):
+        n = len(X_raw)
+        what = f"predict_raw(model, mean, std, X_raw) for {n} raw row{'s' if n > 1 else ''}"
+        y_hat = returned(entry, what)
+        expect(isinstance(y_hat, torch.Tensor) and y_hat.dtype == torch.int64 and tuple(y_hat.shape) == (n,),
+               f"{what} should return int64 labels of shape ({n},).", f"int64 tensor of shape ({n},)",
+               f"{getattr(y_hat, 'dtype', _type_name(y_hat))} {tuple(getattr(y_hat, 'shape', ()))}",
+               "return what your predict returns.")
+        X_std = (torch.tensor(X_raw, dtype=torch.float32) - mean) / std
+        expected = _reference(model, X_std, 0.5)
+        if torch.equal(y_hat, expected):
+            continue
+        hint = ("standardise with the mean and std you are given, (X_raw - mean) / std, then call predict "
+                "(lecture 06, 'Predicting on new raw data: the same fitted scaler').")
+        raw = _reference(model, torch.tensor(X_raw, dtype=torch.float32), 0.5)
+        own = torch.tensor(X_raw, dtype=torch.float32)
+        if n > 1:
+            own = _reference(model, (own - own.mean(0)) / own.std(0), 0.5)
+        if torch.equal(y_hat, raw):
+            hint = "you did not standardise X_raw: the model was trained on standardised features."
+        elif n > 1 and torch.equal(y_hat, own):
+            hint = ("you standardised X_raw with its own mean and std; use the training part's mean and std you "
+                    "are given, so one row is scaled the same way alone or in a batch.")
+        fail(f"{what} gave the wrong labels.", expected.tolist()[:10], y_hat.tolist()[:10], hint)
+
+
+check_predict_raw = judged(observe_predict_raw, judge_predict_raw)
+
+
+# Part D: save and load --------------------------------------------------------------------------
+
+def _same_state(saved, loaded) -> bool:
+    """Whether two recorded state_dicts hold the same tensors, in the same order."""
+    if not (isinstance(saved, list) and isinstance(loaded, list) and len(saved) == len(loaded) and saved):
+        return False
+    for (_, a), (_, b) in zip(saved, loaded):
+        a, b = decode(a), decode(b)
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape
+                and torch.allclose(a.double(), b.double(), atol=1e-6)):
+            return False
+    return True
+
+
+def judge_checkpoint(observed: dict, **kwargs) -> None:
+    """save_checkpoint writes a state_dict-based file; load_checkpoint restores model, mean and std."""
+    mean, std, _ = observers.checkpoint_inputs()
+    what = f"MLP({N_FEATURES}, (12, 6))"
+    returned(observed["made"], what)
+    saved = returned(observed["saved_logits"], f"model(X) for the {what} to save")
+    returned(observed["save"], "save_checkpoint(model, mean, std, path)")
+    expect(observed["file"] is True, "save_checkpoint(model, mean, std, path) wrote no file at path.",
+           hint="torch.save(..., path)")
+    if observed["weights_only"] is not None:
+        fail("the file save_checkpoint wrote cannot be loaded with torch.load(path, weights_only=True).",
+             "a dict of tensors (model.state_dict(), mean, std)", f"{observed['weights_only']}",
+             "save model.state_dict(), not the model object itself "
+             "(lecture 06, 'Saving and loading a state_dict for inference').")
+    returned(observed["fresh"], what)
+    result = returned(observed["load"], f"load_checkpoint(path, {what})")
+    expect(isinstance(result, tuple) and len(result) == 3, "load_checkpoint should return (model, mean, std).",
+           "a tuple of 3", repr(result)[:80])
+    loaded, loaded_mean, loaded_std = result
+    expect(observed.get("loaded_module") is True, "the model load_checkpoint returns should be an nn.Module.",
+           "nn.Module", _type_name(loaded))
+    found = returned(observed["loaded_logits"], "the model load_checkpoint returns, on the saved model's rows,")
+    same = (isinstance(saved, torch.Tensor) and isinstance(found, torch.Tensor) and saved.shape == found.shape
+            and torch.allclose(found.double(), saved.double(), atol=1e-6)
+            and _same_state(observed["saved_state"], observed.get("loaded_state")))
+    expect(same, "the loaded model gives different logits from the saved one.", _head(saved), _head(found),
+           "load the saved weights into the fresh model with model.load_state_dict(...) and return it.")
+    for name, value, expected in (("mean", loaded_mean, mean), ("std", loaded_std, std)):
+        expect(isinstance(value, torch.Tensor) and value.shape == expected.shape
+               and torch.allclose(value.float(), expected),
+               f"load_checkpoint returned a different {name} from the one saved.", expected[:3].tolist(),
+               value[:3].tolist() if isinstance(value, torch.Tensor) else _type_name(value),
+               "save the mean and std in the same file as the weights, and return them from load_checkpoint.")
+
+
+check_checkpoint = judged(observe_checkpoint, judge_checkpoint)

@@ -1,41 +1,47 @@
-"""Hidden checks for exercise 04 (data): a Dataset for tabular NumPy data, and its batches."""
+"""Hidden checks for exercise 04 (data): a Dataset for tabular NumPy data, and its batches.
+
+Each check is an observer (grader.observers.data, in the student's kernel) and a judge (here, in the
+trusted process). The judge rebuilds the tables itself and compares every recorded item and batch with
+them, value for value.
+"""
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from grader.checks.report import call, expect, fail, student_check
+from grader.checks.report import expect, fail, judged, returned
+from grader.observation import Opaque, decode
+from grader.observers.data import (
+    CASES,
+    FLOAT32_CASE,
+    LOADER_CASES,
+    float32_table,
+    item_indices,
+    observe_dataset,
+    observe_loader_batches,
+    table,
+)
 
 LECTURE = "lecture 04"
 
 
-def _table(n_samples: int, n_features: int, seed: int, y_dtype=np.int64):
-    """Float64 features (like scikit-learn's) and 0/1 labels, all distinct enough to tell rows apart."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n_samples, n_features)) * 10 + np.arange(n_features)
-    y = (rng.random(n_samples) > 0.5).astype(y_dtype)
-    y[0], y[-1] = 1, 0  # neighbouring rows differ, so an off-by-one index shows
-    return X, y
+def _type_name(value) -> str:
+    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
 
 
-# (n_samples, n_features, label dtype): more samples than features, fewer, one sample, one feature.
-CASES = [(12, 5, np.int64), (4, 30, np.int64), (9, 1, np.float64), (1, 3, np.int64), (7, 7, np.int32)]
-
-
-def _build(TabularDataset, X, y, what):
-    dataset = call(TabularDataset, X.copy(), y.copy(), what=what)
+def _expect_built(record: dict, what: str) -> None:
+    if "raised" in record:
+        returned(record, what)  # the message a constructor that raised gets
     expect(
-        isinstance(dataset, Dataset),
+        record["dataset"] is True,
         f"{what} is not a torch Dataset.",
         "a subclass of torch.utils.data.Dataset",
-        type(dataset).__mro__[1].__name__,
+        record["base"],
         f"declare the class as `class TabularDataset(Dataset):` ({LECTURE}, '2. A `Dataset` subclass').",
     )
-    return dataset
 
 
-def _expect_length(dataset, n_samples, n_features, what):
-    length = call(len, dataset, what=f"len() of {what}")
+def _expect_length(record: dict, n_samples: int, n_features: int, what: str) -> None:
+    length = returned(record["len"], f"len() of {what}")
     if length == n_features and n_features != n_samples:
         fail(
             f"len() of {what} is the number of features, not the number of samples.",
@@ -48,11 +54,11 @@ def _expect_length(dataset, n_samples, n_features, what):
            "__len__ returns the number of samples (rows of X).")
 
 
-def _expect_item(dataset, X, y, i, what):
+def _expect_item(record: dict, X: np.ndarray, y: np.ndarray, i: int, what: str) -> None:
     """dataset[i] must be (features, target): float32 tensors (n_features,) and (1,) with row i's values."""
     n_features = X.shape[1]
     where = f"dataset[{i}] for dataset = {what}"
-    item = call(dataset.__getitem__, i, what=where)
+    item = returned(record, where)
     if isinstance(item, dict):
         fail(f"{where} returned a dict.", "a tuple (features, target)", f"a dict with keys {list(item)}",
              "return features, target (a tuple); a DataLoader then gives `for X, y in loader`.")
@@ -74,7 +80,7 @@ def _expect_item(dataset, X, y, i, what):
                 f"({LECTURE}, '3. `torch.from_numpy` pitfalls').",
             )
         expect(isinstance(value, torch.Tensor), f"{where} returned {name} that is not a tensor.", "torch.Tensor",
-               type(value).__name__)
+               _type_name(value))
     if tuple(features.shape) == (1,) and tuple(target.shape) == (n_features,) and n_features != 1:
         fail(f"{where} returned the target first and the features second.",
              f"features {(n_features,)}, target (1,)", f"{tuple(features.shape)}, {tuple(target.shape)}",
@@ -108,65 +114,60 @@ def _expect_item(dataset, X, y, i, what):
                value.dtype, hint)
     expected_x = torch.tensor(X[i], dtype=torch.float32)
     expected_y = torch.tensor([y[i]], dtype=torch.float32)
-    if not torch.equal(features.detach().cpu(), expected_x):
+    if not torch.equal(features, expected_x):
         hint = "return row i of X and the label y[i] of the same row."
-        found = features.detach().cpu()
         for offset in (1, -1):
             j = len(X) - 1 if i + offset == -1 else i + offset  # X[i - 1] for i = 0 is the last row
-            if 0 <= j < len(X) and len(X) > 1 and torch.equal(found, torch.tensor(X[j], dtype=torch.float32)):
+            if 0 <= j < len(X) and len(X) > 1 and torch.equal(features, torch.tensor(X[j], dtype=torch.float32)):
                 hint = f"you returned row {j} for index {i}: index with i itself, not i {'+' if offset > 0 else '-'} 1."
         fail(f"{where} returned the wrong features.", expected_x.tolist()[:6], features.tolist()[:6], hint)
-    expect(torch.equal(target.detach().cpu(), expected_y), f"{where} returned the wrong target.",
+    expect(torch.equal(target, expected_y), f"{where} returned the wrong target.",
            expected_y.tolist(), target.tolist(), "return the label y[i] of the same row i.")
 
 
-@student_check
-def check_dataset(TabularDataset) -> None:
+def judge_dataset(obs: dict, **kwargs) -> None:
     """TabularDataset(X, y): len is the number of samples; item i is (float32 (n_features,), float32 (1,))."""
-    for seed, (n_samples, n_features, y_dtype) in enumerate(CASES):
-        X, y = _table(n_samples, n_features, seed, y_dtype)
+    for seed, ((n_samples, n_features, y_dtype), record) in enumerate(zip(CASES, obs["cases"], strict=True)):
+        X, y = table(n_samples, n_features, seed, y_dtype)
         what = f"TabularDataset(X, y) for X of shape {X.shape} and {np.dtype(y_dtype).name} labels"
-        dataset = _build(TabularDataset, X, y, what)
-        _expect_length(dataset, n_samples, n_features, what)
-        for i in sorted({0, 1 % n_samples, n_samples // 2, n_samples - 1}):
-            _expect_item(dataset, X, y, i, what)
-    # Every item of a table that is float32 already (torch.from_numpy keeps it as it is).
-    X, y = _table(6, 4, 99)
-    X = X.astype(np.float32)
-    what = "TabularDataset(X, y) for a float32 X of shape (6, 4)"
-    dataset = _build(TabularDataset, X, y, what)
-    for i in range(6):
-        _expect_item(dataset, X, y, i, what)
+        _expect_built(record, what)
+        _expect_length(record, n_samples, n_features, what)
+        for i, item in zip(item_indices(n_samples), record["items"], strict=True):
+            _expect_item(item, X, y, i, what)
+    X, y = float32_table()
+    n_samples, n_features, _ = FLOAT32_CASE
+    what = f"TabularDataset(X, y) for a float32 X of shape {(n_samples, n_features)}"
+    record = obs["float32"]
+    _expect_built(record, what)
+    for i, item in zip(range(n_samples), record["items"], strict=True):
+        _expect_item(item, X, y, i, what)
 
 
-def _batches(dataset, batch_size):
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(0))
-    return list(loader)
-
-
-@student_check
-def check_loader_batches(TabularDataset) -> None:
+def judge_loader_batches(obs: dict, **kwargs) -> None:
     """A DataLoader over TabularDataset gives (B, n_features) and (B, 1) float32 batches covering every row."""
-    for n_samples, n_features, batch_size in [(10, 3, 4), (33, 30, 8), (5, 2, 16), (7, 1, 3)]:
-        X, y = _table(n_samples, n_features, n_samples)
-        dataset = _build(TabularDataset, X, y, f"TabularDataset(X, y) for X of shape {X.shape}")
+    for (n_samples, n_features, batch_size), record in zip(LOADER_CASES, obs["cases"], strict=True):
+        X, y = table(n_samples, n_features, n_samples)
+        _expect_built(record, f"TabularDataset(X, y) for X of shape {X.shape}")
         what = f"a DataLoader(batch_size={batch_size}) over TabularDataset(X, y) for X of shape {X.shape}"
-        try:
-            batches = _batches(dataset, batch_size)
-        except NotImplementedError:
-            raise
-        except Exception as error:  # noqa: BLE001 -- any error in student code is reported, not crashed on
-            fail(f"Iterating over {what} raised {type(error).__name__}: {error}",
+        if "raised" in record["batches"]:
+            kind, text = record["batches"]["raised"]
+            fail(f"Iterating over {what} raised {kind}: {text}",
                  hint="the DataLoader asks for items 0 .. len(dataset) - 1: __len__ must return the number of rows "
                  "and __getitem__(i) must return (features, target) for each of them.")
+        batches = decode(record["batches"]["value"])
         sizes = [min(batch_size, n_samples - k) for k in range(0, n_samples, batch_size)]
-        expect(len(batches) == len(sizes), f"{what} gave the wrong number of batches.", len(sizes), len(batches),
+        expect(isinstance(batches, list) and len(batches) == len(sizes), f"{what} gave the wrong number of batches.",
+               len(sizes), len(batches) if isinstance(batches, list) else _type_name(batches),
                "the DataLoader asks len(dataset) how many samples there are: __len__ must return the number of rows.")
         first = batches[0]
         if isinstance(first, dict):
             fail(f"{what} gave dict batches.", "(X, y) pairs", "dicts", "__getitem__ should return a tuple.")
-        expect(isinstance(first, (tuple, list)) and len(first) == 2, f"{what} did not give (X, y) pairs.",
-               "2 tensors per batch", f"{len(first)} items per batch" if hasattr(first, "__len__") else first)
+        for batch in batches:
+            expect(isinstance(batch, (tuple, list)) and len(batch) == 2, f"{what} did not give (X, y) pairs.",
+                   "2 tensors per batch", f"{len(batch)} items per batch" if hasattr(batch, "__len__") else batch)
+            expect(all(isinstance(part, torch.Tensor) for part in batch), f"{what} gave batches that are not tensors.",
+                   "torch.Tensor", ", ".join(_type_name(part) for part in batch),
+                   "return tensors (or NumPy arrays) from __getitem__, which the DataLoader stacks.")
         seen_x, seen_y = [], []
         for (X_batch, y_batch), size in zip(batches, sizes, strict=True):
             expect(tuple(X_batch.shape) == (size, n_features), f"{what} gave an X batch of the wrong shape.",
@@ -190,3 +191,7 @@ def check_loader_batches(TabularDataset) -> None:
         labels = torch.cat(seen_y)[order].squeeze(1)
         expect(torch.equal(labels, torch.tensor(y, dtype=torch.float32)[expected[:, 0].argsort()]),
                f"{what} paired rows with the wrong labels.", hint="item i must be (X[i], y[i]).")
+
+
+check_dataset = judged(observe_dataset, judge_dataset)
+check_loader_batches = judged(observe_loader_batches, judge_loader_batches)

@@ -1,29 +1,24 @@
-"""Hidden checks for exercise 06 (inference): from logits to labels, and precision/recall."""
+"""Hidden checks for exercise 06 (inference): from logits to labels, and precision/recall.
+
+Each check is judged here, in the trusted process, from what grader.observers.inference saw the
+student's functions return. The judge rebuilds the same models and rows from the same seeds and
+computes the labels itself; only the spy's records of each forward pass (mode, grad mode, device)
+come from the kernel, and wrong labels fail whatever those records say.
+"""
 
 import math
 
 import torch
 from torch import nn
 
-from grader.checks.report import call, expect, fail, student_check
+from grader.checks.report import expect, fail, judged, returned
+from grader.observation import Opaque
+from grader.observers.inference import observe_precision_recall, observe_predict_labels, observe_predict_mode
 
 LECTURE = "lecture 06"
-
-
-class _Spy(nn.Module):
-    """Wraps a model and records, for every forward call, its mode, grad mode and input device."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.calls: list[dict] = []
-
-    def forward(self, X):
-        self.calls.append(
-            {"training": self.training, "inner_training": self.model.training, "grad": torch.is_grad_enabled(),
-             "device": X.device}
-        )
-        return self.model(X)
+# Rows of a random network whose probability is this close to the threshold are not judged: a correct
+# predict may compare logits with logit(threshold), or run with other threads, and land on either side.
+MARGIN = 1e-3
 
 
 def _linear(weight: list[float], bias: float) -> nn.Linear:
@@ -34,29 +29,44 @@ def _linear(weight: list[float], bias: float) -> nn.Linear:
     return layer
 
 
-def _boundary_case():
-    """A model and rows whose logits are exactly -2, -0.3, 0, 0, 0.3, 2 (probabilities 0.12 ... 0.88)."""
-    model = _linear([1.0, 0.0], 0.0)
-    X = torch.tensor([[-2.0, 5.0], [-0.3, 1.0], [0.0, -4.0], [0.0, 7.0], [0.3, 0.0], [2.0, 3.0]])
-    return model, X
+def _seeded(seed: int, build):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
 
 
 def _reference(model: nn.Module, X: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The labels predict must give (grader.checks.capstone judges with it too)."""
     model.eval()
     with torch.no_grad():
         return (torch.sigmoid(model(X)).squeeze(1) >= threshold).long()
 
 
-def _labels(predict, model, X, threshold, what) -> torch.Tensor:
-    """Call predict and check the type, shape and dtype of what it returns."""
-    args = {} if threshold is None else {"threshold": threshold}
-    y_hat = call(predict, model, X, what=what, **args)
-    n = X.shape[0]
+def _type_name(value) -> str:
+    return value.type_name if isinstance(value, Opaque) else type(value).__name__
+
+
+def _entries(observed, key: str, count: int, what: str) -> list[dict]:
+    """The observation's `count` records under `key`; anything else is an observation that was tampered with."""
+    entries = observed.get(key) if isinstance(observed, dict) else None
+    expect(
+        isinstance(entries, list) and len(entries) == count and all(isinstance(e, dict) for e in entries),
+        f"The hidden check did not see a result for every call of {what}.",
+        f"{count} results",
+        len(entries) if isinstance(entries, list) else "none",
+        "run the notebook top to bottom in a fresh kernel and do not change the grader's modules.",
+    )
+    return entries
+
+
+def _labels(entry: dict, n: int, what: str) -> torch.Tensor:
+    """The labels one captured predict call returned, after checking their type, shape and dtype."""
+    y_hat = returned(entry, what)
     expect(
         isinstance(y_hat, torch.Tensor),
         f"{what} should return a torch.Tensor of labels.",
         "torch.Tensor",
-        type(y_hat).__name__,
+        _type_name(y_hat),
         f"build the labels with tensor operations and return the tensor "
         f"({LECTURE}, 'From logits to probabilities to labels').",
     )
@@ -78,12 +88,12 @@ def _labels(predict, model, X, threshold, what) -> torch.Tensor:
             "a comparison like probs >= threshold gives bools: convert them with .long().",
         )
     if y_hat.is_floating_point():
-        values = y_hat.detach().cpu()
-        if bool(((values > 0) & (values < 1)).any()):
+        between = (y_hat > 0) & (y_hat < 1)
+        if bool(between.any()):
             fail(
                 f"{what} returned probabilities, not labels.",
                 "int64 labels 0 or 1",
-                f"{y_hat.dtype} values such as {values[(values > 0) & (values < 1)][:3].tolist()}",
+                f"{y_hat.dtype} values such as {y_hat[between][:3].tolist()}",
                 "compare the probabilities with threshold (probs >= threshold) and convert with .long().",
             )
         fail(
@@ -94,22 +104,21 @@ def _labels(predict, model, X, threshold, what) -> torch.Tensor:
         )
     expect(y_hat.dtype == torch.int64, f"{what} has the wrong dtype.", torch.int64, y_hat.dtype,
            "convert the comparison with .long().")
+    device = y_hat.observed["device"]
     expect(
-        y_hat.device.type == "cpu",
-        f"{what} returned a tensor on {y_hat.device}, not on the CPU.",
+        device == "cpu",
+        f"{what} returned a tensor on {device}, not on the CPU.",
         "cpu",
-        y_hat.device,
+        device,
         "finish with .cpu() so the labels can be compared with NumPy arrays and y on the CPU.",
     )
-    expect(not y_hat.requires_grad, f"{what} returned a tensor that is part of a graph.", False, True,
+    expect(not y_hat.observed["requires_grad"], f"{what} returned a tensor that is part of a graph.", False, True,
            "compute the labels inside `with torch.no_grad():`.")
     return y_hat
 
 
-def _values_hint(y_hat, model, X, threshold) -> str:
+def _values_hint(y_hat, logits, threshold, keep) -> str:
     """Name the most likely mistake behind wrong labels."""
-    with torch.no_grad():
-        logits = model(X).squeeze(1)
     probs = torch.sigmoid(logits)
     guesses = [
         (probs > threshold).long(), "use >= : a probability exactly equal to threshold is labelled 1 (the contract "
@@ -127,112 +136,140 @@ def _values_hint(y_hat, model, X, threshold) -> str:
     ], [
         torch.ones_like(logits, dtype=torch.long), "every label is 1: compute the labels from model(X)",
     ]
-    matches = [hint for guess, hint in guesses if torch.equal(y_hat, guess)]
+    matches = [hint for guess, hint in guesses if torch.equal(y_hat[keep], guess[keep])]
     if matches:
         return "; or, ".join(matches)
     return (f"labels must be 1 where torch.sigmoid(model(X)) >= threshold and 0 elsewhere; use the model and X "
             f"you are given, not a global model ({LECTURE}, 'From logits to probabilities to labels')")
 
 
-def _expect_labels(predict, model, X, threshold, what) -> None:
-    y_hat = _labels(predict, model, X, threshold, what)
-    expected = _reference(model, X, 0.5 if threshold is None else threshold)
-    if not torch.equal(y_hat, expected):
-        wrong = (y_hat != expected).nonzero().flatten()[:3].tolist()
-        with torch.no_grad():
-            probs = torch.sigmoid(model(X).squeeze(1))
-        fail(
-            f"{what} gave wrong labels (rows {wrong} with probabilities {[round(probs[i].item(), 4) for i in wrong]}).",
-            expected.tolist(),
-            y_hat.tolist(),
-            _values_hint(y_hat, model, X, 0.5 if threshold is None else threshold),
-        )
-
-
-@student_check
-def check_predict_labels(predict) -> None:
-    """predict(model, X, threshold=0.5): int64 (N,) labels, 1 where sigmoid(logits) >= threshold."""
-    model, X = _boundary_case()
-    _expect_labels(predict, model, X, None, "predict(model, X) with logits -2, -0.3, 0, 0, 0.3, 2")
-    # A model with zero weights and bias: every logit is exactly 0, every probability exactly 0.5.
-    zero = _linear([0.0, 0.0, 0.0], 0.0)
-    _expect_labels(predict, zero, torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), None,
-                   "predict(model, X) for a model whose logits are all exactly 0 (probability 0.5)")
-    _expect_labels(predict, model, X, 0.5, "predict(model, X, threshold=0.5) with logits -2, -0.3, 0, 0, 0.3, 2")
-    # Other thresholds: probabilities stay well away from the threshold, so any correct comparison agrees.
-    for threshold in (0.8, 0.2, 0.6, 0.05):
-        _expect_labels(predict, model, X, threshold, f"predict(model, X, threshold={threshold})")
-    # More configurations: a wider input, a two-layer network, one row.
-    generator = torch.Generator().manual_seed(3)
-    torch.manual_seed(11)
-    deep = nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1))
-    X7 = torch.randn(40, 7, generator=generator) * 3
-    probs = _reference_probs(deep, X7)
-    for threshold in (0.5, 0.3, 0.7):
-        keep = (probs - threshold).abs() > 1e-3
-        _expect_labels(predict, deep, X7[keep], threshold,
-                       f"predict(model, X, threshold={threshold}) for a 2-layer network and 7 features")
-    _expect_labels(predict, deep, X7[:1], None, "predict(model, X) for a single row")
-    # Two models on the same rows must give each model's own labels.
-    flipped = _linear([-1.0, 0.0], 0.0)
-    _expect_labels(predict, flipped, X, None, "predict(model, X) for a second model (logits 2, 0.3, 0, 0, -0.3, -2)")
-
-
-def _reference_probs(model, X):
+def _expect_labels(entry, model, X, threshold, what, exact: bool) -> None:
+    """The captured call returned the labels of `model` on `X`; `exact` when no row is near the threshold
+    by accident (the boundary rows are meant to sit exactly on it)."""
+    threshold = 0.5 if threshold is None else threshold
+    y_hat = _labels(entry, X.shape[0], what)
+    model.eval()
     with torch.no_grad():
-        return torch.sigmoid(model(X).squeeze(1))
+        logits = model(X).squeeze(1)
+    probs = torch.sigmoid(logits)
+    expected = (probs >= threshold).long()
+    keep = torch.ones_like(expected, dtype=torch.bool) if exact else (probs - threshold).abs() > MARGIN
+    if torch.equal(y_hat[keep], expected[keep]):
+        return
+    wrong = ((y_hat != expected) & keep).nonzero().flatten()[:3].tolist()
+    fail(
+        f"{what} gave wrong labels (rows {wrong} with probabilities {[round(probs[i].item(), 4) for i in wrong]}).",
+        expected.tolist(),
+        y_hat.tolist(),
+        _values_hint(y_hat, logits, threshold, keep),
+    )
 
 
-@student_check
-def check_predict_mode(predict) -> None:
+def _label_cases() -> list[tuple[nn.Module, torch.Tensor, float | None, str, bool]]:
+    """(model, X, threshold or None for the default, what, exact), in the order the observer calls predict."""
+    boundary = _linear([1.0, 0.0], 0.0)  # logits exactly -2, -0.3, 0, 0, 0.3, 2 on X
+    X = torch.tensor([[-2.0, 5.0], [-0.3, 1.0], [0.0, -4.0], [0.0, 7.0], [0.3, 0.0], [2.0, 3.0]])
+    logits = "logits -2, -0.3, 0, 0, 0.3, 2"
+    zero = _linear([0.0, 0.0, 0.0], 0.0)  # every logit exactly 0, every probability exactly 0.5
+    X_zero = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    deep = _seeded(11, lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1)))
+    X7 = torch.randn(40, 7, generator=torch.Generator().manual_seed(3)) * 3
+    flipped = _linear([-1.0, 0.0], 0.0)
+    return [
+        (boundary, X, None, f"predict(model, X) with {logits}", True),
+        (zero, X_zero, None, "predict(model, X) for a model whose logits are all exactly 0 (probability 0.5)", True),
+        (boundary, X, 0.5, f"predict(model, X, threshold=0.5) with {logits}", True),
+        # Other thresholds: the probabilities stay well away from them, so any correct comparison agrees.
+        *[(boundary, X, t, f"predict(model, X, threshold={t})", True) for t in (0.8, 0.2, 0.6, 0.05)],
+        *[(deep, X7, t, f"predict(model, X, threshold={t}) for a 2-layer network and 7 features", False)
+          for t in (0.5, 0.3, 0.7)],
+        (deep, X7[:1], None, "predict(model, X) for a single row", False),
+        # A second model on the same rows must give its own labels.
+        (flipped, X, None, "predict(model, X) for a second model (logits 2, 0.3, 0, 0, -0.3, -2)", True),
+    ]
+
+
+def judge_predict_labels(observed: dict, **kwargs) -> None:
+    """predict(model, X, threshold=0.5): int64 (N,) labels, 1 where sigmoid(logits) >= threshold."""
+    cases = _label_cases()
+    entries = _entries(observed, "calls", len(cases), "predict(model, X)")
+    for entry, (model, X, threshold, what, exact) in zip(entries, cases, strict=True):
+        _expect_labels(entry, model, X, threshold, what, exact)
+
+
+check_predict_labels = judged(observe_predict_labels, judge_predict_labels)
+
+
+def _all_false(flags) -> bool:
+    return isinstance(flags, list) and len(flags) > 0 and all(flag is False for flag in flags)
+
+
+def _forwards(entry: dict) -> list[dict]:
+    forwards = entry.get("forwards")
+    return forwards if isinstance(forwards, list) and all(isinstance(f, dict) for f in forwards) else []
+
+
+def judge_predict_mode(observed: dict, **kwargs) -> None:
     """predict runs the model in eval mode without a graph, deterministically, and returns CPU labels."""
-    torch.manual_seed(5)
-    inner = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1))
-    spy = _Spy(inner)
-    spy.train()
+    inner = _seeded(5, lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1)))
     X = torch.randn(64, 2, generator=torch.Generator().manual_seed(4)) * 2
     what = "predict(model, X) for a model with dropout that starts in training mode"
-    first = _labels(predict, spy, X, None, what)
-    expect(len(spy.calls) > 0, f"{what} never called the model.", "at least one call of model(X)", "none",
+    first_call, second_call = _entries(observed, "calls", 2, what)
+    first = _labels(first_call.get("result"), len(X), what)
+    forwards = _forwards(first_call)
+    expect(len(forwards) > 0, f"{what} never called the model.", "at least one call of model(X)", "none",
            "compute the logits with model(X) on the model you are given, not a global model.")
+    forwards += _forwards(second_call)
     expect(
-        not any(c["training"] or c["inner_training"] for c in spy.calls),
+        all(_all_false(f.get("training")) for f in forwards),
         f"{what} ran the model in training mode, so dropout changed the logits.",
         "model.training == False during the forward pass",
         "model.training == True",
         f"call model.eval() before computing the logits ({LECTURE}, 'Switching off the training machinery').",
     )
     expect(
-        not any(c["grad"] for c in spy.calls),
+        all(f.get("grad") is False for f in forwards),
         f"{what} built a computation graph (gradients were enabled during the forward pass).",
         "torch.is_grad_enabled() == False inside predict",
         "True",
         f"wrap the forward pass in `with torch.no_grad():` or `with torch.inference_mode():` "
         f"({LECTURE}, 'Switching off the training machinery').",
     )
-    second = _labels(predict, spy, X, None, what + " (second call)")
+    second = _labels(second_call.get("result"), len(X), what + " (second call)")
     expect(torch.equal(first, second), f"{what} gave different labels on two calls with the same X.",
            first.tolist(), second.tolist(), "call model.eval() so dropout is switched off.")
-    expected = _reference(inner, X, 0.5)
-    expect(torch.equal(first, expected), f"{what} gave wrong labels.", expected.tolist(), first.tolist(),
+    _expect_eval_labels(first, inner, X, what)
+    if observed.get("cuda") is True:
+        _judge_on_gpu(observed)
+
+
+def _expect_eval_labels(y_hat, model, X, what) -> None:
+    model.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(X)).squeeze(1)
+    expected = (probs >= 0.5).long()
+    keep = (probs - 0.5).abs() > MARGIN
+    expect(torch.equal(y_hat[keep], expected[keep]), f"{what} gave wrong labels.", expected.tolist(), y_hat.tolist(),
            "labels are 1 where torch.sigmoid(model(X)) >= threshold, computed in eval mode.")
-    if torch.cuda.is_available():
-        _check_device(predict)
 
 
-def _check_device(predict) -> None:
-    """On a GPU machine: the model runs on `device` and the labels come back on the CPU."""
-    torch.manual_seed(6)
-    spy = _Spy(nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1)))
+def _judge_on_gpu(observed: dict) -> None:
+    """On a GPU machine: the model ran on `device` and the labels came back on the CPU."""
+    model = _seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1)))
     X = torch.randn(10, 3, generator=torch.Generator().manual_seed(6))
     what = 'predict(model, X, device="cuda") for a model and X on the CPU'
-    y_hat = call(predict, spy, X, device="cuda", what=what)
-    expect(all(c["device"].type == "cuda" for c in spy.calls) and spy.calls, f"{what} did not run on the GPU.",
-           "cuda", [c["device"] for c in spy.calls], "move the model and X with .to(device).")
-    expect(isinstance(y_hat, torch.Tensor) and y_hat.device.type == "cpu",
+    (entry,) = _entries(observed, "device_calls", 1, what)
+    y_hat = returned(entry.get("result"), what)
+    devices = [f.get("device") for f in _forwards(entry)]
+    expect(devices and all(d == "cuda" for d in devices), f"{what} did not run on the GPU.", "cuda", devices,
+           "move the model and X with .to(device).")
+    expect(isinstance(y_hat, torch.Tensor) and y_hat.observed["device"] == "cpu",
            f"{what} returned labels that are not on the CPU.", "cpu",
-           getattr(y_hat, "device", type(y_hat).__name__), "finish with .cpu().")
-    spy.to("cpu")
+           y_hat.observed["device"] if isinstance(y_hat, torch.Tensor) else _type_name(y_hat), "finish with .cpu().")
+    _expect_eval_labels(_labels(entry.get("result"), len(X), what), model, X, what)
+
+
+check_predict_mode = judged(observe_predict_mode, judge_predict_mode)
 
 
 def _expect_pair(result, what):
@@ -246,20 +283,19 @@ def _expect_pair(result, what):
     for name, value in zip(("precision", "recall"), result, strict=True):
         expect(
             isinstance(value, float),
-            f"{what} returned {name} as {type(value).__name__}, not a Python float.",
+            f"{what} returned {name} as {_type_name(value)}, not a Python float.",
             "float",
-            type(value).__name__,
+            _type_name(value),
             "turn a one-element tensor into a float with .item() or float(...).",
         )
         expect(not math.isnan(value), f"{what} returned {name} = nan.", "0.0 when nothing is counted", value,
                "when the denominator is 0 (no predicted positives, or no actual positives) return 0.0.")
 
 
-@student_check
-def check_precision_recall(precision_recall) -> None:
-    """precision_recall(y_hat, y) -> (precision, recall) as floats; 0.0 when a denominator is 0."""
+def _precision_recall_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, y_hat, y), in the order the observer calls precision_recall."""
     generator = torch.Generator().manual_seed(8)
-    cases = [
+    return [
         ("y_hat = [1, 1, 0, 1, 0, 0, 1], y = [1, 0, 0, 1, 1, 0, 1]",
          torch.tensor([1, 1, 0, 1, 0, 0, 1]), torch.tensor([1, 0, 0, 1, 1, 0, 1])),
         ("y_hat = [1, 1, 1, 0, 0], y = [1, 0, 0, 0, 1]", torch.tensor([1, 1, 1, 0, 0]), torch.tensor([1, 0, 0, 0, 1])),
@@ -269,9 +305,15 @@ def check_precision_recall(precision_recall) -> None:
         ("200 random labels", torch.randint(0, 2, (200,), generator=generator),
          torch.randint(0, 2, (200,), generator=generator)),
     ]
-    for name, y_hat, y in cases:
+
+
+def judge_precision_recall(observed: dict, **kwargs) -> None:
+    """precision_recall(y_hat, y) -> (precision, recall) as floats; 0.0 when a denominator is 0."""
+    cases = _precision_recall_cases()
+    entries = _entries(observed, "calls", len(cases), "precision_recall(y_hat, y)")
+    for entry, (name, y_hat, y) in zip(entries, cases, strict=True):
         what = f"precision_recall(y_hat, y) for {name}"
-        result = call(precision_recall, y_hat.clone(), y.clone(), what=what)
+        result = returned(entry, what)
         _expect_pair(result, what)
         tp = int(((y_hat == 1) & (y == 1)).sum())
         fp = int(((y_hat == 1) & (y == 0)).sum())
@@ -290,3 +332,6 @@ def check_precision_recall(precision_recall) -> None:
         fail(f"{what} gave the wrong values.", (round(precision, 4), round(recall, 4)),
              (round(got[0], 4), round(got[1], 4)),
              f"{hint} ({LECTURE}, 'Accuracy, confusion matrix, precision and recall').")
+
+
+check_precision_recall = judged(observe_precision_recall, judge_precision_recall)

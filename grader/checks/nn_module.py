@@ -1,52 +1,85 @@
-"""Hidden checks for exercise 03 (nn.Module): the MLP's architecture, checked by behaviour."""
+"""Hidden checks for exercise 03 (nn.Module): the MLP's architecture, checked by behaviour.
+
+Each check is an observer (grader.observers.nn_module, in the student's kernel) and a judge (here, in
+the trusted process). The judge rebuilds the inputs, rebuilds an MLP of its own from the parameters
+the observer recorded and recomputes the logits and gradients, so a model only passes by computing them.
+"""
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from grader.checks.report import call, expect, fail, student_check
+from grader.checks.report import expect, fail, judged, returned
+from grader.observation import Opaque, decode
+from grader.observers.nn_module import (
+    FORWARD_CASES,
+    PARAMETER_CASES,
+    SIZES_CASES,
+    count_cases,
+    fill_values,
+    input_batches,
+    observe_count_parameters,
+    observe_mlp_forward,
+    observe_mlp_parameters,
+    observe_mlp_sizes,
+)
 
 LECTURE = "lecture 03"
-DEFAULT = (10, (32, 64), 1)
+CLOSE = {"rtol": 1e-4, "atol": 1e-5}
+# Gradients sum over a batch: allow for another summation order (the judge may run more threads).
+GRAD_CLOSE = {"rtol": 1e-3, "atol": 1e-5}
 
 
 def _label(in_features, hidden, out_features) -> str:
     return f"MLP(in_features={in_features}, hidden={hidden}, out_features={out_features})"
 
 
-def _build(MLP, in_features, hidden, out_features):
+def _type_name(value) -> str:
+    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
+
+
+def _built(record: dict, in_features, hidden, out_features) -> tuple[dict, str]:
+    """The observer's description of the constructed model, once it is known to be an nn.Module."""
     label = _label(in_features, hidden, out_features)
-    text = hint = None
-    try:
-        model = MLP(in_features=in_features, hidden=hidden, out_features=out_features)
-    except NotImplementedError:
-        raise
-    except Exception as error:  # noqa: BLE001 -- any error in student code is reported, not crashed on
-        text = f"{type(error).__name__}: {error}"
+    if "raised" in record:
+        kind, text = record["raised"]
+        hint = None
         if "__init__() call" in text:
             hint = f"call super().__init__() first in __init__ ({LECTURE}, 'Your own model: subclassing nn.Module')."
-        elif isinstance(error, IndexError) or len(hidden) != 2:
+        elif kind == "IndexError" or len(hidden) != 2:
             hint = (
                 f"hidden={hidden} has {len(hidden)} hidden layer(s): loop over hidden instead of assuming "
                 "exactly two (nn.ModuleList or nn.Sequential)."
             )
-    if text is not None:
-        fail(f"Calling {label} raised {text}", hint=hint)
+        fail(f"Calling {label} raised {kind}: {text}", hint=hint)
+    built = record["built"]
     expect(
-        isinstance(model, nn.Module),
+        built["module"] is True,
         f"{label} should be an nn.Module.",
         "an nn.Module",
-        type(model).__name__,
+        built["type"],
         f"subclass nn.Module and call super().__init__() first ({LECTURE}, 'Your own model: subclassing nn.Module').",
     )
-    return model, label
+    return built, label
 
 
-def _linears(model, label, in_features, hidden, out_features):
-    """The model's registered nn.Linear layers, checked against the contract's sizes."""
+def _registered_linears(built: dict, label: str) -> list[dict]:
+    """The nn.Linear entries of the module tree in registration order, each with its weight tensor."""
+    parameters = [decode(tensor) for _, tensor in built["parameters"]]
+    layers = []
+    for entry in (m for m in built["modules"] if m["linear"]):
+        expect(entry["weight"] is not None, f"{label}: the weight of nn.Linear {entry['name']!r} is not registered.",
+               hint="create layers with nn.Linear(n_in, n_out) and do not replace their weight.")
+        layers.append({**entry, "weight_value": parameters[entry["weight"]],
+                       "bias_value": None if entry["bias"] is None else parameters[entry["bias"]]})
+    return layers
+
+
+def _linears(built: dict, label: str, in_features, hidden, out_features) -> list[dict]:
+    """The model's registered nn.Linear layers in forward order, checked against the contract's sizes."""
     sizes = [in_features, *hidden, out_features]
     expected = [(sizes[i + 1], sizes[i]) for i in range(len(sizes) - 1)]
-    params = list(model.parameters())
+    names = [name for name, _ in built["parameters"]]
+    params = [decode(tensor) for _, tensor in built["parameters"]]
     expect(
         len(params) > 0,
         f"{label} has no registered parameters (model.parameters() is empty).",
@@ -55,8 +88,8 @@ def _linears(model, label, in_features, hidden, out_features):
         "layers kept in a plain Python list are invisible to nn.Module: use nn.ModuleList or "
         f"nn.Sequential ({LECTURE}, 'Pitfall: layers in a plain Python list').",
     )
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    found = [tuple(m.weight.shape) for m in linears]
+    linears = _registered_linears(built, label)
+    found = [tuple(m["weight_value"].shape) for m in linears]
     hint = (
         "build one nn.Linear per step of [in_features, *hidden, out_features]; do not hard-code "
         f"the sizes, and loop over hidden so that any number of hidden layers works ({LECTURE}, "
@@ -74,10 +107,10 @@ def _linears(model, label, in_features, hidden, out_features):
         remaining = list(linears)
         linears = []
         for shape in expected:
-            layer = next(m for m in remaining if tuple(m.weight.shape) == shape)
+            layer = next(m for m in remaining if tuple(m["weight_value"].shape) == shape)
             remaining.remove(layer)
             linears.append(layer)
-        found = [tuple(m.weight.shape) for m in linears]
+        found = [tuple(m["weight_value"].shape) for m in linears]
     expect(
         found == expected,
         f"{label} has nn.Linear layers of the wrong sizes (weight shapes are (out, in), in forward order).",
@@ -85,7 +118,7 @@ def _linears(model, label, in_features, hidden, out_features):
         found,
         hint,
     )
-    missing = [i for i, m in enumerate(linears) if m.bias is None]
+    missing = [i for i, m in enumerate(linears) if m["bias"] is None]
     expect(
         not missing,
         f"{label}: nn.Linear layer(s) {missing} have no bias.",
@@ -93,8 +126,8 @@ def _linears(model, label, in_features, hidden, out_features):
         "bias=None",
         f"keep the default bias=True ({LECTURE}, 'nn.Linear: an affine map').",
     )
-    own = {id(p) for m in linears for p in m.parameters()}
-    extra = [tuple(p.shape) for p in params if id(p) not in own]
+    own = {i for m in linears for i in (m["weight"], m["bias"])}
+    extra = [tuple(p.shape) for i, p in enumerate(params) if i not in own]
     expect(
         not extra and len(params) == 2 * len(expected),
         f"{label} registers parameters that belong to no nn.Linear layer (or registers one twice).",
@@ -110,49 +143,87 @@ def _linears(model, label, in_features, hidden, out_features):
         ", ".join(dtypes),
         "keep nn.Linear's default float32: no .double() and no dtype=torch.float64.",
     )
-    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    frozen = [name for name, p in zip(names, params, strict=True) if not p.observed["requires_grad"]]
     expect(not frozen, f"{label} has parameters that do not require grad: {frozen}.", hint="leave them trainable.")
     return linears
 
 
-def _reference(linears, X):
-    h = X
-    for layer in linears[:-1]:
-        h = F.relu(F.linear(h, layer.weight, layer.bias))
-    return F.linear(h, linears[-1].weight, linears[-1].bias)
+def _expect_filled(built: dict, label: str, seed: int) -> None:
+    """The recorded parameters are the values the observer was to give the layers (rebuilt here)."""
+    registered = _registered_linears(built, label)
+    values = fill_values([tuple(m["weight_value"].shape) for m in registered], seed)
+    for layer, (weight, bias) in zip(registered, values, strict=True):
+        expect(
+            layer["bias_value"].shape == bias.shape
+            and torch.allclose(layer["weight_value"], weight, rtol=1e-6, atol=1e-7)
+            and torch.allclose(layer["bias_value"], bias, rtol=1e-6, atol=1e-7),
+            f"{label} does not hold the weights the check gave its nn.Linear layers.",
+            hint="leave the layers' parameters alone outside training: do not replace or modify them in forward.",
+        )
 
 
-def _no_activation(linears, X):
-    h = X
+def _reference(linears: list[dict]) -> nn.Sequential:
+    """An MLP of the judge's own: Linear, ReLU, ..., Linear, holding the recorded parameters."""
+    modules = []
     for layer in linears:
-        h = F.linear(h, layer.weight, layer.bias)
+        n_out, n_in = layer["weight_value"].shape
+        linear = nn.Linear(n_in, n_out)
+        with torch.no_grad():
+            linear.weight.copy_(layer["weight_value"])
+            linear.bias.copy_(layer["bias_value"])
+        modules += [linear, nn.ReLU()]
+    return nn.Sequential(*modules[:-1])
+
+
+def _no_activation(reference: nn.Sequential, X):
+    h = X
+    for module in reference:
+        if isinstance(module, nn.Linear):
+            h = module(h)
     return h
 
 
-def _set_weights(linears, generator):
-    """Known, well-scaled weights so every check sees both signs of logits."""
-    with torch.no_grad():
-        for layer in linears:
-            fan_in = layer.weight.shape[1]
-            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator) * (2.0 / fan_in) ** 0.5)
-            layer.bias.copy_(0.1 * torch.randn(layer.bias.shape, generator=generator))
-        probe = torch.randn(256, linears[0].weight.shape[1], generator=generator)
-        last = linears[-1]
-        last.bias.sub_(_reference(linears, probe).median(dim=0).values)  # about half the logits < 0
+def _expect_logits(got, expected, reference, X, what) -> None:
+    if torch.allclose(got, expected, **CLOSE):
+        return
+    hint = (
+        "apply the nn.Linear layers in order with a ReLU after every hidden layer and nothing after "
+        f"the last ({LECTURE}, 'Non-linearity: nn.ReLU')."
+    )
+    if torch.allclose(got, torch.sigmoid(expected), **CLOSE):
+        hint = (
+            "you applied a sigmoid after the output layer: return raw logits; the loss "
+            f"(BCEWithLogitsLoss) applies the sigmoid itself ({LECTURE}, 'BCEWithLogitsLoss vs BCELoss')."
+        )
+    elif torch.allclose(got, torch.relu(expected), **CLOSE) or ((expected < 0).sum() >= 3 and not (got < 0).any()):
+        hint = (
+            "your outputs are never negative: there is a ReLU after the output layer. Logits can be any "
+            f"real number; return the last layer's output with no activation ({LECTURE}, "
+            "'Your own model: subclassing nn.Module')."
+        )
+    elif torch.allclose(got, _no_activation(reference, X), **CLOSE):
+        hint = (
+            "the output is an affine function of X: there is no activation between the layers. Put a ReLU "
+            f"after every hidden layer ({LECTURE}, 'Non-linearity: nn.ReLU')."
+        )
+    fail(f"{what} computed the wrong logits.", expected[0].tolist(), got[0].tolist(), hint)
 
 
-def _check_forward(MLP, in_features, hidden, out_features, seed):
-    generator = torch.Generator().manual_seed(seed)
-    model, label = _build(MLP, in_features, hidden, out_features)
-    linears = _linears(model, label, in_features, hidden, out_features)
-    _set_weights(linears, generator)
-    for n in (1, 7, 64):
-        X = torch.randn(n, in_features, generator=generator)
-        X_before = X.clone()
+def _judge_case(record: dict, in_features, hidden, out_features, seed) -> None:
+    """One seeded forward case: structure, logits on each batch, then gradients of mean(logits ** 2)."""
+    built, label = _built(record, in_features, hidden, out_features)
+    linears = _linears(built, label, in_features, hidden, out_features)
+    _expect_filled(built, label, seed)
+    reference = _reference(linears)
+    batches = input_batches(in_features, seed)
+    for k, X in enumerate(batches):
+        n = len(X)
         what = f"{label} called on X of shape {(n, in_features)}"
-        out = call(model, X, what=what)
-        expect(isinstance(out, torch.Tensor), f"{what} should return a tensor.", "torch.Tensor", type(out).__name__)
-        expect(torch.equal(X, X_before), f"{what} changed its input X.", hint="compute new tensors, not in place.")
+        call = record["calls"][k]
+        out = returned(call, what)
+        expect(isinstance(out, torch.Tensor), f"{what} should return a tensor.", "torch.Tensor", _type_name(out))
+        expect(torch.equal(decode(call["input_after"]), X), f"{what} changed its input X.",
+               hint="compute new tensors, not in place.")
         expect(
             tuple(out.shape) == (n, out_features),
             f"{what} returned the wrong shape.",
@@ -168,120 +239,91 @@ def _check_forward(MLP, in_features, hidden, out_features, seed):
             "keep everything float32 (nn.Linear's default): no .double() and no dtype=torch.float64.",
         )
         with torch.no_grad():
-            expected = _reference(linears, X)
-        got = out.detach()
-        if torch.allclose(got, expected, rtol=1e-4, atol=1e-5):
-            continue
-        hint = (
-            "apply the nn.Linear layers in order with a ReLU after every hidden layer and nothing after "
-            f"the last ({LECTURE}, 'Non-linearity: nn.ReLU')."
-        )
-        if torch.allclose(got, torch.sigmoid(expected), rtol=1e-4, atol=1e-5):
-            hint = (
-                "you applied a sigmoid after the output layer: return raw logits; the loss "
-                f"(BCEWithLogitsLoss) applies the sigmoid itself ({LECTURE}, 'BCEWithLogitsLoss vs BCELoss')."
-            )
-        elif torch.allclose(got, torch.relu(expected), rtol=1e-4, atol=1e-5) or (
-            (expected < 0).sum() >= 3 and not (got < 0).any()
-        ):
-            hint = (
-                "your outputs are never negative: there is a ReLU after the output layer. Logits can be any "
-                "real number; return the last layer's output with no activation "
-                f"({LECTURE}, 'Your own model: subclassing nn.Module')."
-            )
-        elif torch.allclose(got, _no_activation(linears, X).detach(), rtol=1e-4, atol=1e-5):
-            hint = (
-                "the output is an affine function of X: there is no activation between the layers. Put a ReLU "
-                f"after every hidden layer ({LECTURE}, 'Non-linearity: nn.ReLU')."
-            )
-        fail(f"{what} computed the wrong logits.", expected[0].tolist(), got[0].tolist(), hint)
-    # gradients reach every parameter
-    model.zero_grad()
-    X = torch.randn(32, in_features, generator=generator)
-    out = call(model, X, what=label)
+            _expect_logits(out, reference(X), reference, X, what)
     expect(
-        out.requires_grad,
+        out.observed["requires_grad"] and "grads" in record,
         f"the output of {label} does not require grad, so no parameter can learn.",
         hint="do not use torch.no_grad(), .detach() or .item() inside forward.",
     )
-    out.pow(2).mean().backward()
-    dead = [name for name, p in model.named_parameters() if p.grad is None]
+    if "raised" in record["backward"]:
+        kind, text = record["backward"]["raised"]
+        fail(f"backward() through {label} raised {kind}: {text}",
+             hint="build the output from the layers' parameters with ordinary tensor operations.")
+    names = [name for name, _ in built["parameters"]]
+    grads = record["grads"]
+    dead = [name for name, grad in zip(names, grads, strict=True) if grad is None]
     expect(
         not dead,
         f"after backward() through {label}, these parameters got no gradient: {dead}.",
         hint="every registered layer must be used in forward.",
     )
+    reference(batches[-1]).pow(2).mean().backward()
+    for layer, own in zip(linears, (m for m in reference if isinstance(m, nn.Linear)), strict=True):
+        for index, mine in ((layer["weight"], own.weight.grad), (layer["bias"], own.bias.grad)):
+            expect(
+                torch.allclose(decode(grads[index]), mine, **GRAD_CLOSE),
+                f"after backward() through {label}, the gradient of {names[index]} is wrong.",
+                hint="let autograd follow forward: no .detach(), .data or hand-written backward inside forward.",
+            )
 
 
-@student_check
-def check_mlp_parameters(MLP) -> None:
+def judge_mlp_parameters(obs: dict, **kwargs) -> None:
     """MLP registers one biased nn.Linear per layer, sized from its arguments."""
-    for in_features, hidden, out_features in [DEFAULT, (3, (5, 7), 2), (6, (4, 9), 1)]:
-        model, label = _build(MLP, in_features, hidden, out_features)
-        _linears(model, label, in_features, hidden, out_features)
+    for record, (in_features, hidden, out_features) in zip(obs["cases"], PARAMETER_CASES, strict=True):
+        built, label = _built(record, in_features, hidden, out_features)
+        linears = _linears(built, label, in_features, hidden, out_features)
         sizes = [in_features, *hidden, out_features]
         total = sum((sizes[i] + 1) * sizes[i + 1] for i in range(len(sizes) - 1))
-        found = sum(p.numel() for p in model.parameters())
+        found = sum(m["weight_value"].numel() + m["bias_value"].numel() for m in linears)
         expect(found == total, f"{label} has the wrong number of parameters.", total, found)
-    default = call(MLP, what="MLP()")
+    default = obs["default"]
+    if "raised" in default:
+        returned(default, "MLP()")
+    built = default["built"]
+    shapes = (sorted(tuple(m["weight_value"].shape) for m in _registered_linears(built, "MLP()"))
+              if built["module"] is True else None)
     expect(
-        isinstance(default, nn.Module)
-        and sorted(tuple(m.weight.shape) for m in default.modules() if isinstance(m, nn.Linear))
-        == sorted([(32, 10), (64, 32), (1, 64)]),
+        shapes == sorted([(32, 10), (64, 32), (1, 64)]),
         "MLP() without arguments should use the defaults in_features=10, hidden=(32, 64), out_features=1.",
         hint="keep the signature __init__(self, in_features=10, hidden=(32, 64), out_features=1).",
     )
 
 
-@student_check
-def check_mlp_forward(MLP) -> None:
+def judge_mlp_forward(obs: dict, **kwargs) -> None:
     """MLP.forward returns float32 (N, out_features) logits: Linear, ReLU, ..., Linear."""
-    _check_forward(MLP, *DEFAULT, seed=0)
-    _check_forward(MLP, 4, (16, 8), 3, seed=1)
+    for record, case in zip(obs["cases"], FORWARD_CASES, strict=True):
+        _judge_case(record, *case)
 
 
-@student_check
-def check_mlp_sizes(MLP) -> None:
+def judge_mlp_sizes(obs: dict, **kwargs) -> None:
     """MLP works for any number of hidden layers and any sizes."""
-    for seed, (in_features, hidden, out_features) in enumerate(
-        [(3, (8,), 2), (5, (16, 16, 16), 1), (2, (4, 6, 5, 3), 4), (7, (12, 12), 1)]
-    ):
-        _check_forward(MLP, in_features, hidden, out_features, seed=10 + seed)
+    for record, case in zip(obs["cases"], SIZES_CASES, strict=True):
+        _judge_case(record, *case)
+
+
+check_mlp_parameters = judged(observe_mlp_parameters, judge_mlp_parameters)
+check_mlp_forward = judged(observe_mlp_forward, judge_mlp_forward)
+check_mlp_sizes = judged(observe_mlp_sizes, judge_mlp_sizes)
 
 
 # count_parameters --------------------------------------------------------------------------------
 
-def _count_cases():
-    torch.manual_seed(0)
-    frozen = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
-    frozen[0].requires_grad_(False)
-    shared = nn.Linear(5, 5)
-    return [
-        ("nn.Linear(3, 2)", nn.Linear(3, 2)),
-        ("nn.Linear(6, 4, bias=False)", nn.Linear(6, 4, bias=False)),
-        ("a Sequential with BatchNorm1d (buffers are not parameters)",
-         nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 1))),
-        ("a Sequential whose first layer is frozen", frozen),
-        ("a Sequential that reuses one layer twice", nn.Sequential(shared, nn.ReLU(), shared)),
-    ]
-
-
-@student_check
-def check_count_parameters(count_parameters) -> None:
+def judge_count_parameters(obs: dict, **kwargs) -> None:
     """count_parameters(model): the number of trainable scalars, as a Python int."""
-    for name, model in _count_cases():
-        flags = [p.requires_grad for p in model.parameters()]
+    with torch.random.fork_rng(devices=[]):
+        cases = count_cases()
+    for (name, model), record in zip(cases, obs["cases"], strict=True):
         what = f"count_parameters({name})"
-        result = call(count_parameters, model, what=what)
+        result = returned(record, what)
         expect(
             isinstance(result, int) and not isinstance(result, bool),
             f"{what} should return a Python int.",
             "int",
-            type(result).__name__,
+            _type_name(result),
             "add up p.numel() (an int) for each parameter; call .item() if you summed tensors.",
         )
         expect(
-            flags == [p.requires_grad for p in model.parameters()],
+            record["requires_grad_after"] == [p.requires_grad for p in model.parameters()],
             f"{what} changed which parameters require grad.",
             hint="only read the model.",
         )
@@ -296,3 +338,6 @@ def check_count_parameters(count_parameters) -> None:
         elif result == sum(t.numel() for t in model.state_dict().values()):
             hint = "state_dict() also holds buffers (BatchNorm's running statistics); count model.parameters()."
         fail(f"{what} returned the wrong count.", expected, result, hint)
+
+
+check_count_parameters = judged(observe_count_parameters, judge_count_parameters)

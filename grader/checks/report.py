@@ -2,8 +2,11 @@
 
 import contextlib
 import functools
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from grader import observation
 
 
 class CheckFailed(AssertionError):
@@ -72,3 +75,38 @@ def patched(owner: Any, name: str, value: Any) -> Iterator[None]:
         yield
     finally:
         setattr(owner, name, original)
+
+
+def returned(observed: dict, what: str) -> Any:
+    """In a judge: the value a call captured by `observation.capture` returned, decoded.
+
+    A call that raised becomes the same message `call` gives."""
+    if "raised" in observed:
+        kind, text = observed["raised"]
+        fail(f"Calling {what} raised {kind}: {text}")
+    return observation.decode(observed["value"])
+
+
+def judged(observe: Callable, judge: Callable) -> Callable:
+    """A hidden check made of an observer (runs the student's code, returns plain data) and a judge
+    (recomputes, decides, raises CheckFailed).
+
+    In an ordinary kernel (the instructor's, CI's, a student's) `check_x(...)` runs both, the
+    observation round-tripped through JSON exactly as in grading. In a grading kernel only the
+    observer exists (grader.autograde.observing) and the judge runs later in the trusted process.
+    Keyword arguments written in the test cell (`minimum=0.95`) reach both halves.
+    """
+
+    @functools.wraps(judge)
+    def check(*args: Any, **kwargs: Any) -> None:
+        data = json.loads(observation.as_json(observe(*args, **kwargs)))
+        try:
+            judge(data, **kwargs)
+            return
+        except CheckFailed as failure:
+            text = str(failure)
+        raise CheckFailed(text)  # outside the except block: the traceback ends here
+
+    check.__name__ = check.__qualname__ = judge.__name__.replace("judge_", "check_", 1)
+    check.observe, check.judge = observe, judge
+    return check

@@ -1,11 +1,26 @@
-"""Hidden checks for exercise 01 (tensors)."""
+"""Hidden checks for exercise 01 (tensors): judges of what grader.observers.tensors observed."""
+
+import re
 
 import numpy as np
 import torch
 
-from grader.checks.report import call, expect, patched, student_check
+from grader.checks.report import expect, judged, returned
+from grader.observation import Opaque, decode
+from grader.observers import tensors as observers
+from grader.observers.tensors import (
+    observe_make_grid,
+    observe_pick_device,
+    observe_rows_where,
+    observe_standardize_columns,
+    observe_to_float32_tensor,
+)
 
 LECTURE = "lecture 01"
+
+
+def _type_name(value) -> str:
+    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
 
 
 def _expect_tensor(value, what: str) -> None:
@@ -13,7 +28,7 @@ def _expect_tensor(value, what: str) -> None:
         isinstance(value, torch.Tensor),
         f"{what} should return a torch.Tensor.",
         expected="torch.Tensor",
-        found=type(value).__name__,
+        found=_type_name(value),
         hint=f"build the result with torch functions ({LECTURE}, 'Creating tensors').",
     )
 
@@ -22,12 +37,11 @@ def _expect_dtype(value: torch.Tensor, dtype: torch.dtype, what: str, hint: str)
     expect(value.dtype == dtype, f"{what} has the wrong dtype.", dtype, value.dtype, hint)
 
 
-@student_check
-def check_make_grid(make_grid) -> None:
+def judge_make_grid(obs: dict, **kwargs) -> None:
     """make_grid(n_rows, n_cols): float32 (n_rows, n_cols) counting 0, 1, 2, ... row by row."""
-    for n_rows, n_cols in [(2, 3), (1, 1), (4, 1), (1, 5), (3, 7)]:
+    for (n_rows, n_cols), call in zip(observers.GRID_SIZES, obs["calls"], strict=True):
         what = f"make_grid({n_rows}, {n_cols})"
-        grid = call(make_grid, n_rows, n_cols, what=what)
+        grid = returned(call, what)
         _expect_tensor(grid, what)
         expect(
             tuple(grid.shape) == (n_rows, n_cols),
@@ -41,7 +55,7 @@ def check_make_grid(make_grid) -> None:
         )
         expected = torch.arange(n_rows * n_cols, dtype=torch.float32).reshape(n_rows, n_cols)
         expect(
-            torch.equal(grid.cpu(), expected),
+            torch.equal(grid, expected),
             f"{what} holds the wrong values.",
             expected.tolist(),
             grid.tolist(),
@@ -49,18 +63,16 @@ def check_make_grid(make_grid) -> None:
         )
 
 
-@student_check
-def check_standardize_columns(standardize_columns) -> None:
+def judge_standardize_columns(obs: dict, **kwargs) -> None:
     """standardize_columns(X): each column minus its mean, divided by its std; X unchanged."""
-    generator = torch.Generator().manual_seed(1)
-    for shape in [(5, 3), (50, 1), (2, 8), (100, 30)]:
-        X = torch.randn(shape, generator=generator) * torch.linspace(1, 20, shape[1]) + 7
-        original = X.clone()
+    for X, call in zip(observers.standardize_inputs(), obs["calls"], strict=True):
+        shape = tuple(X.shape)
         what = f"standardize_columns(X) for X of shape {shape}"
-        Z = call(standardize_columns, X, what=what)
+        Z = returned(call["result"], what)
         _expect_tensor(Z, what)
+        X_after = decode(call["X_after"])
         expect(
-            torch.equal(X, original),
+            isinstance(X_after, torch.Tensor) and X_after.shape == X.shape and torch.equal(X_after, X),
             f"{what} changed its input X.",
             hint="operators like -= and /= work in place and overwrite the caller's data; "
             "compute a new tensor instead.",
@@ -73,24 +85,23 @@ def check_standardize_columns(standardize_columns) -> None:
             f"keep the shape: broadcasting stretches the (n_features,) mean over the rows "
             f"({LECTURE}, 'Broadcasting').",
         )
+        Z = Z.to(torch.float32)
         expected = (X - X.mean(dim=0)) / X.std(dim=0)
-        close = torch.allclose(Z.to(torch.float32), expected, atol=1e-4, rtol=1e-4)
+        close = torch.allclose(Z, expected, atol=1e-4, rtol=1e-4)
         hint = "take the mean and std over the rows (dim=0), one value per column."
-        if torch.allclose(Z.to(torch.float32), (X - X.mean()) / X.std(), atol=1e-4):
+        if torch.allclose(Z, (X - X.mean()) / X.std(), atol=1e-4):
             hint = "you used one mean and std for the whole tensor; use one per column (dim=0)."
-        elif torch.allclose(Z.to(torch.float32), (X - X.mean(dim=0)) / X.std(dim=0, correction=0), atol=1e-4):
+        elif torch.allclose(Z, (X - X.mean(dim=0)) / X.std(dim=0, correction=0), atol=1e-4):
             hint = "use torch's default .std(), which divides by N - 1."
         expect(close, f"{what} holds the wrong values.", expected[0].tolist(), Z[0].tolist(), hint)
 
 
-@student_check
-def check_rows_where(rows_where) -> None:
+def judge_rows_where(obs: dict, **kwargs) -> None:
     """rows_where(X, y, label): the rows of X whose entry in y equals label, in order."""
-    X = torch.arange(24, dtype=torch.float32).reshape(8, 3)
-    y = torch.tensor([0, 1, 1, 0, 2, 1, 0, 0])
-    for label in [0, 1, 2, 5]:
+    X, y = observers.rows_inputs()
+    for label, call in zip(observers.ROW_LABELS, obs["calls"], strict=True):
         what = f"rows_where(X, y, {label})"
-        rows = call(rows_where, X, y, label, what=what)
+        rows = returned(call, what)
         _expect_tensor(rows, what)
         expected = X[y == label]
         expect(
@@ -107,17 +118,11 @@ def check_rows_where(rows_where) -> None:
         expect(torch.equal(rows, expected), f"{what} holds the wrong rows.", expected.tolist(), rows.tolist(), hint)
 
 
-@student_check
-def check_to_float32_tensor(to_float32_tensor) -> None:
+def judge_to_float32_tensor(obs: dict, **kwargs) -> None:
     """to_float32_tensor(array): float32 tensor with the array's values that does not share memory."""
-    cases = {
-        "a float64 array": np.linspace(0, 1, 6).reshape(2, 3),
-        "an int64 array": np.arange(5),
-        "a float32 array": np.ones((3, 2), dtype=np.float32),
-    }
-    for name, array in cases.items():
+    for (name, array), call in zip(observers.float32_inputs().items(), obs["calls"], strict=True):
         what = f"to_float32_tensor({name})"
-        result = call(to_float32_tensor, array, what=what)
+        result = returned(call["result"], what)
         _expect_tensor(result, what)
         _expect_dtype(
             result, torch.float32, what,
@@ -125,37 +130,56 @@ def check_to_float32_tensor(to_float32_tensor) -> None:
         )
         expect(tuple(result.shape) == array.shape, f"{what} has the wrong shape.", array.shape, tuple(result.shape))
         expect(
-            np.allclose(result.cpu().numpy(), array.astype(np.float32)),
+            np.allclose(result.numpy(), array.astype(np.float32)),
             f"{what} holds the wrong values.",
             array.tolist(),
             result.tolist(),
         )
-        array[...] = 42
+        # The observer overwrote the array with 42 after the call; an independent copy kept its values.
+        after = decode(call["after_array_changed"])
         expect(
-            not bool((result == 42).all()),
+            isinstance(after, torch.Tensor) and after.dtype == result.dtype and after.shape == result.shape
+            and torch.equal(after, result),
             f"{what} still shares memory with the array: changing the array changed your tensor.",
             hint="torch.from_numpy shares memory, and .float() is a no-op on float32 data; "
             "use torch.tensor(array, dtype=torch.float32), which always copies.",
         )
 
 
-@student_check
-def check_pick_device(pick_device) -> None:
+_DEVICE_REPR = re.compile(r"device\(type='(\w+)'(?:, index=\d+)?\)")
+
+
+def _device_type(value) -> str | None:
+    """The type of an observed torch.device ('cuda', 'cpu'), None for anything else."""
+    if isinstance(value, Opaque) and value.type_name == "torch.device":
+        match = _DEVICE_REPR.fullmatch(value.text)
+        return match[1] if match else None
+    return None
+
+
+def judge_pick_device(obs: dict, **kwargs) -> None:
     """pick_device(): torch.device("cuda") when a GPU is available, else torch.device("cpu")."""
-    for available, expected in [(True, "cuda"), (False, "cpu")]:
-        with patched(torch.cuda, "is_available", lambda available=available: available):
-            device = call(pick_device, what=f"pick_device() with a GPU {'present' if available else 'absent'}")
+    for key, present, expected in [("gpu_present", "present", "cuda"), ("gpu_absent", "absent", "cpu")]:
+        device = returned(obs[key], f"pick_device() with a GPU {present}")
+        kind = _device_type(device)
         expect(
-            isinstance(device, torch.device),
+            kind is not None,
             "pick_device() should return a torch.device.",
             "torch.device",
-            type(device).__name__,
+            _type_name(device),
             "wrap the name: torch.device('cuda') or torch.device('cpu').",
         )
         expect(
-            device.type == expected,
-            f"pick_device() with a GPU {'present' if available else 'absent'} chose the wrong device.",
+            kind == expected,
+            f"pick_device() with a GPU {present} chose the wrong device.",
             expected,
-            device.type,
+            kind,
             f"ask torch.cuda.is_available() every time you are called ({LECTURE}, 'Choosing the device').",
         )
+
+
+check_make_grid = judged(observe_make_grid, judge_make_grid)
+check_standardize_columns = judged(observe_standardize_columns, judge_standardize_columns)
+check_rows_where = judged(observe_rows_where, judge_rows_where)
+check_to_float32_tensor = judged(observe_to_float32_tensor, judge_to_float32_tensor)
+check_pick_device = judged(observe_pick_device, judge_pick_device)

@@ -1,170 +1,124 @@
-"""Hidden checks for exercise 05 (the training loop): train_one_epoch and evaluate.
+"""Hidden checks for exercise 05 (the training loop): judges of train_one_epoch and evaluate.
 
-The checks build their own models, loaders, criteria and optimizers, run the student's function
-on them behind spies, and compare everything with a reference run from the same initial state:
-
-- `_Spy` wraps the model and records, for every forward pass, the mode of every submodule and
-  `torch.is_grad_enabled()`; it also records calls of `model.zero_grad()`;
-- `_SpyOptimizer` wraps a real optimizer and records `zero_grad()` and `step()`, with the
-  gradients present at each step;
-- `_Loader` yields batches as `_Tracked` tensors, which count `.to(...)` calls, so a loop that
-  ignores `device` is seen even on a machine without a GPU.
+The observers (`grader.observers.training`) run the student's functions on seeded configurations
+behind spies. Each judge here rebuilds the same models, loaders and batches itself, runs a
+reference loop from the same initial weights (seeding the global random state exactly as the
+observer did before the student's call, so dropout draws the same masks) and compares the
+recorded parameters and returned mean loss with it. The spies' records (modes, grad mode,
+zero_grad/step calls, gradients at each step, `.to(...)` calls) choose the message; the verdict on
+a run always rests on values the judge recomputed.
 
 The contract for the returned value is the plain mean of the per-batch `loss.item()` values
 (not weighted by batch size), as a Python float.
 """
 
-import copy
-import functools
+import binascii
+import contextlib
 import math
 
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from grader.checks.report import call, expect, fail, student_check
+from grader import observation
+from grader.checks.report import expect, fail, judged, returned
+from grader.observers.training import (
+    EVALUATE_RUNS,
+    FIT_EPOCHS,
+    FIT_KIND,
+    TRAIN_RUNS,
+    TRAIN_SEED,
+    config,
+    fit_validation,
+    observe_evaluate,
+    observe_fit,
+    observe_train_one_epoch,
+    one_thread,
+    used_model,
+)
 
 LECTURE = "lecture 05"
-_moves: list[str] = []
 
 
-def _one_thread(check):
-    """Run a check with one torch thread and its own random state, both restored afterwards.
-
-    These tensors are tiny, and on a busy 2-core machine thread hand-offs made each small op ~100x slower.
-    The checks seed torch for their reference runs; fork_rng gives the notebook its random state back.
-    """
-
-    @functools.wraps(check)
-    def run(*args, **kwargs):
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.random.fork_rng():
-                return check(*args, **kwargs)
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
+# Reading an observation ------------------------------------------------------------------------
 
 
-class _Tracked(torch.Tensor):
-    """A batch tensor that records every .to(...) / .cuda() called on it or on tensors computed from it."""
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in ("to", "cuda"):
-            _moves.append(func.__name__)
-        return super().__torch_function__(func, types, args, kwargs or {})
-
-
-class _Loader:
-    """Iterates a real DataLoader, handing out its batches as _Tracked tensors."""
-
-    def __init__(self, loader: DataLoader, track: bool = True):
-        self.loader, self.track, self.dataset, self.batch_size = loader, track, loader.dataset, loader.batch_size
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        for X, y in self.loader:
-            yield (X.as_subclass(_Tracked), y.as_subclass(_Tracked)) if self.track else (X, y)
+@contextlib.contextmanager
+def _reading(what):
+    """A malformed observation (only a tampered kernel makes one) fails the check instead of crashing the judge."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, binascii.Error) as error:
+        fail(f"The grader could not read what {what} did: its record is incomplete or malformed "
+             f"({type(error).__name__}: {error}).")
 
 
-class _Spy(nn.Module):
-    """Wraps a model; records each forward pass's modes and grad mode, and calls of model.zero_grad()."""
-
-    def __init__(self, model: nn.Module, log: list):
-        super().__init__()
-        self.model, self.log = model, log
-
-    def forward(self, X):
-        self.log.append(("forward", {"training": [m.training for m in self.modules()],
-                                     "grad": torch.is_grad_enabled(), "device": X.device}))
-        return self.model(X)
-
-    def zero_grad(self, set_to_none: bool = True):
-        self.log.append(("zero_grad", None))
-        super().zero_grad(set_to_none=set_to_none)
+def _returned(captured, what):
+    """`report.returned`, with a malformed capture failing as unreadable."""
+    with _reading(what):
+        return returned(captured, what)
 
 
-class _SpyOptimizer:
-    """Wraps a real optimizer; records zero_grad() and step() with the gradients seen at each step."""
+def _tensor(value, shape):
+    """A decoded value that must be a tensor of `shape`."""
+    if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(shape):
+        raise ValueError(f"expected a tensor of shape {tuple(shape)}")
+    return value.float()
 
-    def __init__(self, optimizer: torch.optim.Optimizer, log: list):
-        self.optimizer, self.log = optimizer, log
 
-    def zero_grad(self, *args, **kwargs):
-        self.log.append(("zero_grad", None))
-        return self.optimizer.zero_grad(*args, **kwargs)
+def _read_state(data, like: dict) -> dict:
+    """A recorded state_dict with exactly the keys and shapes of `like`."""
+    state = observation.decode(data)
+    if not isinstance(state, dict) or sorted(state) != sorted(like):
+        raise ValueError("a state_dict with other keys")
+    return {key: _tensor(state[key], like[key].shape) for key in like}
 
-    def step(self, *args, **kwargs):
-        grads = [None if p.grad is None else p.grad.detach().clone() for p in _params(self.optimizer)]
-        self.log.append(("step", grads))
-        return self.optimizer.step(*args, **kwargs)
 
-    def __getattr__(self, name):
-        return getattr(self.optimizer, name)
+def _read_grads(data, shapes) -> list:
+    if not isinstance(data, list) or len(data) != len(shapes):
+        raise ValueError("a list of gradients of the wrong length")
+    return [None if g is None else _tensor(observation.decode(g), shape) for g, shape in zip(data, shapes, strict=True)]
+
+
+def _flag(value) -> bool:
+    if type(value) is not bool:
+        raise TypeError("a flag that is not a bool")
+    return value
+
+
+def _read_log(log, shapes) -> dict:
+    """Forward passes (modes, grad mode, device), zero_grad calls, the gradients at each step, criterion calls."""
+    if not isinstance(log, list):
+        raise TypeError("a log that is not a list")
+    forwards, steps, zero_grads, losses = [], [], 0, 0
+    for entry in log:
+        event = entry["event"]
+        if event == "forward":
+            training = entry["training"]
+            if not isinstance(training, list):
+                raise TypeError("modes that are not a list")
+            forwards.append({"training": [_flag(t) for t in training], "grad": _flag(entry["grad"]),
+                             "device": str(entry["device"])})
+        elif event == "step":
+            steps.append(_read_grads(entry["grads"], shapes))
+        elif event == "zero_grad":
+            zero_grads += 1
+        elif event == "loss":
+            losses += 1
+        else:
+            raise ValueError(f"an unknown event {event!r}")
+    return {"forwards": forwards, "steps": steps, "zero_grads": zero_grads, "losses": losses}
+
+
+def _count(value) -> int:
+    if type(value) is not int or value < 0:
+        raise TypeError("a count that is not a non-negative int")
+    return value
+
+
+# Reference loops -------------------------------------------------------------------------------
 
 
 def _params(optimizer):
     return [p for group in optimizer.param_groups for p in group["params"]]
-
-
-class _Criterion(nn.Module):
-    """Wraps a loss function and records the values it returned."""
-
-    def __init__(self, criterion: nn.Module, log: list):
-        super().__init__()
-        self.criterion, self.log = criterion, log
-
-    def forward(self, y_hat, y):
-        loss = self.criterion(y_hat, y)
-        self.log.append(("loss", loss.detach().item() if loss.numel() == 1 else math.nan))
-        return loss
-
-
-# Configurations --------------------------------------------------------------------------------
-
-
-def _config(kind: str):
-    """A seeded model, data loader, criterion and optimizer factory. Batch sizes never divide the data."""
-    generator = torch.Generator().manual_seed(len(kind))
-    if kind == "mlp_dropout_sgd":
-        torch.manual_seed(1)
-        model = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 1))
-        X = torch.randn(30, 3, generator=generator)
-        y = (X[:, :1] * X[:, 1:2] > 0).float()
-        loader = DataLoader(TensorDataset(X, y), batch_size=8, shuffle=True,
-                            generator=torch.Generator().manual_seed(2))
-        return model, loader, nn.BCEWithLogitsLoss(), lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9)
-    if kind == "linear_mse_adam":
-        torch.manual_seed(3)
-        model = nn.Linear(5, 2)
-        X = torch.randn(25, 5, generator=generator)
-        y = X[:, :2] * 3 - 1 + 0.1 * torch.randn(25, 2, generator=generator)
-        loader = DataLoader(TensorDataset(X, y), batch_size=7)
-        return model, loader, nn.MSELoss(), lambda p: torch.optim.Adam(p, lr=0.05)
-    if kind == "deep_dropout_adam":
-        torch.manual_seed(4)
-        model = nn.Sequential(nn.Linear(4, 12), nn.ReLU(), nn.Dropout(0.5), nn.Linear(12, 8), nn.ReLU(),
-                              nn.Linear(8, 1))
-        X = torch.randn(41, 4, generator=generator)
-        y = (X.sum(1, keepdim=True) > 0).float()
-        loader = DataLoader(TensorDataset(X, y), batch_size=10, shuffle=True,
-                            generator=torch.Generator().manual_seed(5))
-        return model, loader, nn.BCEWithLogitsLoss(), lambda p: torch.optim.Adam(p, lr=0.02)
-    raise ValueError(kind)
-
-
-def _fresh_loader(loader: DataLoader) -> DataLoader:
-    """The same batches in the same order as a fresh copy of `loader` (its shuffle generator reseeded)."""
-    generator = None
-    if loader.generator is not None:
-        generator = torch.Generator().manual_seed(loader.generator.initial_seed())
-    return DataLoader(loader.dataset, batch_size=loader.batch_size, shuffle=generator is not None,
-                      generator=generator)
 
 
 def _reference_train(model, loader, criterion, optimizer, seed):
@@ -195,6 +149,14 @@ def _same_state(a, b, atol=1e-6):
     return all(torch.allclose(a[k], b[k], atol=atol, rtol=1e-5) for k in a)
 
 
+def _expect_started_from(recorded, state, what):
+    expect(_same_state(recorded, state, atol=0), f"{what} did not get the grader's model: its starting weights differ.",
+           hint="do not change how torch seeds, draws random numbers or initializes modules in your notebook.")
+
+
+# Messages --------------------------------------------------------------------------------------
+
+
 def _loss_hint(result, losses, loader, name):
     """Name the likely mistake behind a wrong returned loss."""
     sizes = [len(X) for X, _ in loader]
@@ -213,19 +175,26 @@ def _loss_hint(result, losses, loader, name):
             f"({LECTURE}, '3. One epoch: a pass over the whole training loader').")
 
 
+def _type_name(value) -> str:
+    if isinstance(value, observation.Opaque):
+        return value.type_name.rsplit(".", 1)[-1]
+    return type(value).__name__
+
+
 def _expect_float(result, what):
     if isinstance(result, torch.Tensor):
-        graph = " that holds the computation graph" if result.requires_grad else ""
-        fail(f"{what} returned a torch.Tensor{graph}, not a Python float.", "float", repr(result)[:90],
+        grad_fn = result.observed["grad_fn"]
+        graph = " that holds the computation graph" if result.observed["requires_grad"] else ""
+        found = repr(result)[:70] + (f" (grad_fn={grad_fn})" if grad_fn else "")
+        fail(f"{what} returned a torch.Tensor{graph}, not a Python float.", "float", found,
              "append loss.item() (a float) for each batch, not loss: keeping the tensors keeps every batch's "
              "graph in memory, and the result must be a plain number.")
-    expect(isinstance(result, float), f"{what} returned a {type(result).__name__}, not a Python float.", "float",
-           type(result).__name__, "return a float such as sum(losses) / len(losses) of loss.item() values.")
+    expect(isinstance(result, float), f"{what} returned a {_type_name(result)}, not a Python float.", "float",
+           _type_name(result), "return a float such as sum(losses) / len(losses) of loss.item() values.")
     expect(math.isfinite(result), f"{what} returned {result}.", "a finite mean loss", result)
 
 
-def _expect_moved(moves_before, n_batches, what, device):
-    moved = len(_moves) - moves_before
+def _expect_moved(moved, n_batches, what, device):
     expect(
         moved >= 2 * n_batches,
         f"{what} did not move every batch to device.",
@@ -236,38 +205,31 @@ def _expect_moved(moves_before, n_batches, what, device):
     )
 
 
-def _run_train(train_one_epoch, kind, start_eval=True):
-    """Run the student's train_one_epoch on a fresh configuration; return everything the spies saw."""
-    model, loader, criterion, make_optimizer = _config(kind)
-    initial = _state(model)
-    log: list = []
-    spy = _Spy(model, log)
-    optimizer = _SpyOptimizer(make_optimizer(spy.parameters()), log)
-    if start_eval:
-        spy.eval()  # as a previous evaluate() would leave it
+def _expect_mean(result, losses, loader, what, name):
+    expected = sum(losses) / len(losses)
+    expect(math.isclose(result, expected, rel_tol=1e-4, abs_tol=1e-6), f"{what} returned the wrong loss.",
+           f"{expected:.6f} (mean of the {len(losses)} batch losses {[round(x, 4) for x in losses]})",
+           f"{result:.6f}", _loss_hint(result, losses, loader, name))
+
+
+# train_one_epoch -------------------------------------------------------------------------------
+
+
+def _judge_train_run(raw, kind, start_eval):
     what = f"train_one_epoch on a {kind.replace('_', ' ')} model starting in {'eval' if start_eval else 'train'} mode"
-    moves_before = len(_moves)
-    torch.manual_seed(100)
-    result = call(train_one_epoch, spy, _Loader(loader), _Criterion(criterion, log), optimizer, device="cpu",
-                  what=what)
-    return {"model": model, "loader": loader, "criterion": criterion, "make_optimizer": make_optimizer,
-            "initial": initial, "log": log, "result": result, "what": what, "moves": moves_before}
-
-
-def _reference_of(run):
-    model = copy.deepcopy(run["model"])
-    model.load_state_dict(run["initial"])
-    optimizer = run["make_optimizer"](model.parameters())
-    losses, grads = _reference_train(model, _fresh_loader(run["loader"]), run["criterion"], optimizer, 100)
-    return model, losses, grads
-
-
-def _check_train_run(run):
-    what, log = run["what"], run["log"]
-    n_batches = len(run["loader"])
-    forwards = [info for event, info in log if event == "forward"]
-    steps = [info for event, info in log if event == "step"]
-    zero_grads = sum(event == "zero_grad" for event, _ in log)
+    model, loader, criterion, make_optimizer = config(kind)
+    initial = _state(model)
+    with _reading(what):
+        shapes = [p.shape for p in model.parameters()]
+        recorded_initial = _read_state(raw["initial"], initial)
+        after = _read_state(raw["after"], initial)
+        log = _read_log(raw["log"], shapes)
+        moved = _count(raw["moves"])
+        captured = raw["result"]
+    _expect_started_from(recorded_initial, initial, what)
+    result = _returned(captured, what)
+    n_batches = len(loader)
+    forwards, steps, zero_grads = log["forwards"], log["steps"], log["zero_grads"]
     expect(forwards, f"{what} never called the model.", f"{n_batches} forward passes", 0,
            "compute y_hat = model(X) with the model you are given, not a global one.")
     expect(all(all(f["training"]) for f in forwards), f"{what} ran the model in evaluation mode.",
@@ -284,8 +246,8 @@ def _check_train_run(run):
            "after loss.backward(), call optimizer.step() on the optimizer you are given.")
     expect(len(steps) == n_batches, f"{what} called optimizer.step() the wrong number of times.", n_batches,
            len(steps), "step once per batch, inside the loop.")
-    reference, ref_losses, ref_grads = _reference_of(run)
-    if any(g is None for g in steps[0]) or all(float(g.abs().sum()) == 0 for g in steps[0] if g is not None):
+    ref_losses, ref_grads = _reference_train(model, loader, criterion, make_optimizer(model.parameters()), TRAIN_SEED)
+    if any(g is None for g in steps[0]) or all(float(g.abs().sum()) == 0 for g in steps[0]):
         fail(f"{what} called optimizer.step() without gradients.", "gradients from loss.backward()",
              "no gradients (None or all zero)",
              "call loss.backward() before optimizer.step(), and zero the gradients before backward, not between "
@@ -301,66 +263,69 @@ def _check_train_run(run):
                 s is not None and torch.allclose(s, sum(g[i] for g in ref_grads[: k + 1]), atol=1e-4, rtol=1e-3)
                 for i, s in enumerate(seen)
             )
-            fail(
-                f"{what}: the gradients at optimizer.step() for batch {k + 1} of {n_batches} are wrong.",
-                "the gradient of this batch's loss only",
-                "the sum over this and earlier batches" if leaked else "different gradients",
-                "gradients add up across backward() calls: call optimizer.zero_grad() in every iteration, before "
-                "loss.backward()" if leaked else
-                "for each batch: zero_grad, y_hat = model(X), loss = criterion(y_hat, y), loss.backward(), step "
-                "(use the criterion you are given)",
-            )
-    _expect_float(run["result"], what)
-    expected = sum(ref_losses) / len(ref_losses)
-    expect(math.isclose(run["result"], expected, rel_tol=1e-4, abs_tol=1e-6), f"{what} returned the wrong loss.",
-           f"{expected:.6f} (mean of the {n_batches} batch losses {[round(x, 4) for x in ref_losses]})",
-           f"{run['result']:.6f}", _loss_hint(run["result"], ref_losses, run["loader"], "train_one_epoch"))
-    expect(_same_state(_state(run["model"]), _state(reference)),
+            if leaked:
+                hint = ("gradients add up across backward() calls: call optimizer.zero_grad() in every iteration, "
+                        "before loss.backward()")
+            elif log["losses"] < n_batches:  # the spy criterion only picks the hint; the gradients decided
+                hint = ("use the criterion you are given: this loop did not call it for every batch, so the "
+                        "loss it minimized is not the one passed in")
+            else:
+                hint = ("for each batch: zero_grad, y_hat = model(X), loss = criterion(y_hat, y), loss.backward(), "
+                        "step (use the criterion you are given)")
+            fail(f"{what}: the gradients at optimizer.step() for batch {k + 1} of {n_batches} are wrong.",
+                 "the gradient of this batch's loss only",
+                 "the sum over this and earlier batches" if leaked else "different gradients", hint)
+    _expect_float(result, what)
+    _expect_mean(result, ref_losses, loader, what, "train_one_epoch")
+    expect(_same_state(after, _state(model)),
            f"{what} left the parameters different from one correct epoch from the same start.",
            hint="one zero_grad / forward / loss / backward / step per batch, nothing else changing the weights.")
-    _expect_moved(run["moves"], n_batches, what, "cpu")
+    _expect_moved(moved, n_batches, what, "cpu")
 
 
-@student_check
-@_one_thread
-def check_train_one_epoch(train_one_epoch) -> None:
+def _judge_on_gpu(raw, what, forward_devices: bool):
+    with _reading(what):
+        captured = raw["result"]
+        devices = [str(device) for device in raw["devices"]] if forward_devices else []
+    _expect_float(_returned(captured, what), what)
+    expect(all(device.startswith("cuda") for device in devices), f"{what} did not move the batches to the GPU.",
+           "cuda", "cpu", "X, y = X.to(device), y.to(device)")
+
+
+@one_thread
+def judge_train_one_epoch(obs: dict, **kwargs) -> None:
     """train_one_epoch: train mode, one zero_grad/forward/backward/step per batch, mean batch loss as a float."""
-    _moves.clear()
-    for kind, start_eval in [("mlp_dropout_sgd", True), ("linear_mse_adam", False), ("deep_dropout_adam", True)]:
-        _check_train_run(_run_train(train_one_epoch, kind, start_eval))
-    if torch.cuda.is_available():
-        _check_train_on_gpu(train_one_epoch)
+    with _reading("train_one_epoch"):
+        runs, gpu = obs["runs"], obs["gpu"]
+        raws = [runs[kind] for kind, _ in TRAIN_RUNS]
+    for raw, (kind, start_eval) in zip(raws, TRAIN_RUNS, strict=True):
+        _judge_train_run(raw, kind, start_eval)
+    if gpu is not None:
+        _judge_on_gpu(gpu, 'train_one_epoch(..., device="cuda") for a model on the GPU and batches on the CPU', True)
 
 
-def _check_train_on_gpu(train_one_epoch):
-    model, loader, criterion, make_optimizer = _config("mlp_dropout_sgd")
-    log: list = []
-    spy = _Spy(model, log).to("cuda")
-    optimizer = make_optimizer(spy.parameters())
-    what = 'train_one_epoch(..., device="cuda") for a model on the GPU and batches on the CPU'
-    result = call(train_one_epoch, spy, loader, criterion, optimizer, device="cuda", what=what)
-    _expect_float(result, what)
-    expect(all(info["device"].type == "cuda" for event, info in log if event == "forward"),
-           f"{what} did not move the batches to the GPU.", "cuda", "cpu", "X, y = X.to(device), y.to(device)")
+check_train_one_epoch = judged(observe_train_one_epoch, judge_train_one_epoch)
 
 
 # evaluate --------------------------------------------------------------------------------------
 
 
-def _check_evaluate_run(evaluate, kind):
-    model, loader, criterion, make_optimizer = _config(kind)
-    # Train a little first, so the model has momentum state and leftover gradients like a real one.
-    optimizer = make_optimizer(model.parameters())
-    _reference_train(model, _fresh_loader(loader), criterion, optimizer, 7)
-    grads_before = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
-    before = _state(model)
-    log: list = []
-    spy = _Spy(model, log)
-    spy.train()  # as train_one_epoch leaves it
+def _judge_evaluate_run(raw, kind):
     what = f"evaluate on a {kind.replace('_', ' ')} model starting in train mode"
-    moves_before = len(_moves)
-    result = call(evaluate, spy, _Loader(loader), _Criterion(criterion, log), device="cpu", what=what)
-    forwards = [info for event, info in log if event == "forward"]
+    _, loader, criterion, _ = config(kind)
+    model = used_model(kind)
+    before = _state(model)
+    grads_before = [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+    with _reading(what):
+        shapes = [p.shape for p in model.parameters()]
+        recorded_before = _read_state(raw["before"], before)
+        after = _read_state(raw["after"], before)
+        grads_after = _read_grads(raw["grads"], shapes)
+        forwards = _read_log(raw["log"], shapes)["forwards"]
+        moved = _count(raw["moves"])
+        captured = raw["result"]
+    _expect_started_from(recorded_before, before, what)
+    result = _returned(captured, what)
     n_batches = len(loader)
     expect(forwards, f"{what} never called the model.", f"{n_batches} forward passes", 0,
            "compute model(X) with the model you are given.")
@@ -372,10 +337,9 @@ def _check_evaluate_run(evaluate, kind):
            "torch.is_grad_enabled() == False during the forward passes", True,
            "wrap the loop in `with torch.no_grad():` (or torch.inference_mode()): evaluation needs no "
            "gradients, and a graph costs memory.")
-    expect(_same_state(_state(model), before, atol=0), f"{what} changed the model's parameters.",
+    expect(_same_state(after, before, atol=0), f"{what} changed the model's parameters.",
            "the same parameters before and after", "different parameters",
            "evaluate must not call backward() or optimizer.step(): it only measures the loss.")
-    grads_after = [None if p.grad is None else p.grad for p in model.parameters()]
     expect(all((a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
                for a, b in zip(grads_before, grads_after, strict=True)),
            f"{what} changed the gradients.", "the gradients left as they were", "different gradients",
@@ -383,62 +347,75 @@ def _check_evaluate_run(evaluate, kind):
     expect(len(forwards) == n_batches, f"{what} made the wrong number of forward passes.", n_batches,
            len(forwards), "call the model once per batch.")
     _expect_float(result, what)
-    losses = _reference_evaluate(model, _fresh_loader(loader), criterion)
-    expected = sum(losses) / len(losses)
-    expect(math.isclose(result, expected, rel_tol=1e-4, abs_tol=1e-6), f"{what} returned the wrong loss.",
-           f"{expected:.6f} (mean of the {n_batches} batch losses {[round(x, 4) for x in losses]})",
-           f"{result:.6f}", _loss_hint(result, losses, loader, "evaluate"))
-    _expect_moved(moves_before, n_batches, what, "cpu")
+    _expect_mean(result, _reference_evaluate(model, loader, criterion), loader, what, "evaluate")
+    _expect_moved(moved, n_batches, what, "cpu")
 
 
-@student_check
-@_one_thread
-def check_evaluate(evaluate, model=None, loader=None, criterion=None) -> None:
+def _read_any_state(data) -> dict:
+    state = observation.decode(data)
+    if not isinstance(state, dict) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        raise TypeError("a state_dict that is not a dict of tensors")
+    return state
+
+
+def _judge_notebook(raw):
+    """The notebook's own model: the judge cannot rebuild it, so only its recorded state around the call is compared."""
+    what = "evaluate(model, val_loader, criterion) on the notebook's model"
+    with _reading(what):
+        captured, before, after = raw["result"], _read_any_state(raw["before"]), _read_any_state(raw["after"])
+    _returned(captured, what)
+    expect(sorted(before) == sorted(after) and all(torch.equal(before[k], after[k]) for k in before),
+           "evaluate(model, val_loader, criterion) changed the notebook model's parameters.",
+           hint="evaluate must not call optimizer.step() (not even a global optimizer's) or change weights.")
+
+
+@one_thread
+def judge_evaluate(obs: dict, **kwargs) -> None:
     """evaluate: eval mode, no graph, parameters unchanged, the plain mean batch loss as a float.
 
-    With the notebook's own model, loader and criterion, also checks that they are left unchanged.
+    With the notebook's own model, loader and criterion, also checks that its weights are left unchanged.
     """
-    _moves.clear()
-    for kind in ("mlp_dropout_sgd", "linear_mse_adam", "deep_dropout_adam"):
-        _check_evaluate_run(evaluate, kind)
-    if model is not None:
-        before = _state(model)
-        call(evaluate, model, loader, criterion, device=next(model.parameters()).device,
-             what="evaluate(model, val_loader, criterion) on the notebook's model")
-        expect(_same_state(_state(model), before, atol=0),
-               "evaluate(model, val_loader, criterion) changed the notebook model's parameters.",
-               hint="evaluate must not call optimizer.step() (not even a global optimizer's) or change weights.")
-    if torch.cuda.is_available():
-        net, loader_, criterion_, _ = _config("linear_mse_adam")
-        net.to("cuda")
-        what = 'evaluate(..., device="cuda") for a model on the GPU and batches on the CPU'
-        _expect_float(call(evaluate, net, loader_, criterion_, device="cuda", what=what), what)
+    with _reading("evaluate"):
+        runs, notebook, gpu = obs["runs"], obs["notebook"], obs["gpu"]
+        raws = [runs[kind] for kind in EVALUATE_RUNS]
+    for raw, kind in zip(raws, EVALUATE_RUNS, strict=True):
+        _judge_evaluate_run(raw, kind)
+    if notebook is not None:
+        _judge_notebook(notebook)
+    if gpu is not None:
+        _judge_on_gpu(gpu, 'evaluate(..., device="cuda") for a model on the GPU and batches on the CPU', False)
+
+
+check_evaluate = judged(observe_evaluate, judge_evaluate)
 
 
 # a few epochs ----------------------------------------------------------------------------------
 
 
-@student_check
-@_one_thread
-def check_fit(train_one_epoch, evaluate) -> None:
+def _read_modes(modes):
+    if not isinstance(modes, list):
+        raise TypeError("modes that are not a list")
+    return [[_flag(m) for m in forward] for forward in modes]
+
+
+@one_thread
+def judge_fit(obs: dict, **kwargs) -> None:
     """Alternating train_one_epoch and evaluate for several epochs matches the reference history exactly."""
-    model, loader, criterion, make_optimizer = _config("deep_dropout_adam")
-    val = DataLoader(TensorDataset(*[t[:17] for t in loader.dataset.tensors]), batch_size=5)
-    reference = copy.deepcopy(model)
-    log: list = []
-    spy = _Spy(model, log)
-    optimizer = make_optimizer(spy.parameters())
-    ref_optimizer = make_optimizer(reference.parameters())
-    ref_loader = _fresh_loader(loader)
-    for epoch in range(1, 6):
-        what = f"epoch {epoch} of 5 (train_one_epoch, then evaluate) on a model with dropout"
-        torch.manual_seed(epoch)
-        log.clear()
-        train_loss = call(train_one_epoch, spy, _Loader(loader, track=False), criterion, optimizer, what=what)
-        train_modes = [info["training"] for event, info in log if event == "forward"]
-        log.clear()
-        val_loss = call(evaluate, spy, val, criterion, what=what)
-        val_modes = [info["training"] for event, info in log if event == "forward"]
+    model, loader, criterion, make_optimizer = config(FIT_KIND)
+    val = fit_validation(loader)
+    optimizer = make_optimizer(model.parameters())
+    with _reading("train_one_epoch and evaluate alternated"):
+        epochs = obs["epochs"]
+        if not isinstance(epochs, list) or not epochs:
+            raise ValueError("no epochs")
+    for epoch in range(1, FIT_EPOCHS + 1):
+        what = f"epoch {epoch} of {FIT_EPOCHS} (train_one_epoch, then evaluate) on a model with dropout"
+        with _reading(what):
+            record = epochs[epoch - 1]
+            captured_train, captured_val = record["train"], record["val"]
+            train_modes, val_modes = _read_modes(record["train_modes"]), _read_modes(record["val_modes"])
+        train_loss = _returned(captured_train, what)
+        val_loss = _returned(captured_val, what)
         _expect_float(train_loss, what)
         _expect_float(val_loss, what)
         expect(all(all(modes) for modes in train_modes), f"{what}: train_one_epoch ran the model in eval mode.",
@@ -447,8 +424,8 @@ def check_fit(train_one_epoch, evaluate) -> None:
                f"({LECTURE}, '5. Why dropout and batch norm behave differently in the two modes').")
         expect(not any(any(modes) for modes in val_modes), f"{what}: evaluate ran the model in training mode.",
                "model.training == False while evaluating", "model.training == True", "call model.eval() in evaluate.")
-        ref_losses, _ = _reference_train(reference, ref_loader, criterion, ref_optimizer, epoch)
-        ref_val = _reference_evaluate(reference, val, criterion)
+        ref_losses, _ = _reference_train(model, loader, criterion, optimizer, epoch)
+        ref_val = _reference_evaluate(model, val, criterion)
         expected = (sum(ref_losses) / len(ref_losses), sum(ref_val) / len(ref_val))
         for name, found, value, hint in (
             ("training loss (train_one_epoch)", train_loss, expected[0],
@@ -458,5 +435,14 @@ def check_fit(train_one_epoch, evaluate) -> None:
         ):
             expect(math.isclose(found, value, rel_tol=1e-4, abs_tol=1e-6),
                    f"{what}: the {name} differs from a correct loop's.", f"{value:.5f}", f"{found:.5f}", hint)
+    with _reading(f"{FIT_EPOCHS} epochs of train_one_epoch and evaluate"):
+        after = _read_state(obs["after"], _state(model))
+    expect(_same_state(after, _state(model)),
+           f"after {FIT_EPOCHS} epochs (train_one_epoch, then evaluate) the weights differ from a correct loop's.",
+           hint="one zero_grad / forward / loss / backward / step per batch in train_one_epoch; "
+                "evaluate changes nothing.")
     expect(expected[0] < 0.6, "five epochs did not make the reference learn (a bug in the check).", "< 0.6",
            expected[0])
+
+
+check_fit = judged(observe_fit, judge_fit)

@@ -1,0 +1,426 @@
+"""Observers for exercise 07 (capstone): the building blocks, train_capstone, predict_raw and the checkpoint.
+
+The input builders here (the data splits, the grader's small models and rows) are shared with the
+judge, which calls them again in the trusted process instead of reading inputs back from an
+observation. For train_capstone the observer records what the judge needs to rebuild the trained
+model itself: the model's layers in the order its forward pass calls them, with their parameters,
+the mean and std it returns, and its logits on the reserved rows; plus every distinct row the model
+was trained on. The judge decides which of those rows are reserved and scores the rebuilt model.
+"""
+
+import copy
+import functools
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from grader.observation import capture, encode
+
+# The notebook's locked setup cell splits the data with these (tests/test_checks_capstone.py checks it).
+RESERVED_FRACTION = 0.2
+RESERVED_SEED = 7
+VAL_FRACTION = 0.25
+VAL_SEED = 0
+N_FEATURES = 30
+# More distinct training rows than this are not sent (the count is): the observation stays a few MB.
+MAX_SEEN_ROWS = 20_000
+
+
+def _one_thread(observe):
+    """Run an observer with one torch thread (tiny models: on a busy 2-core machine thread hand-offs make
+    every small op many times slower) and leave the kernel's thread count and random state as they were."""
+
+    @functools.wraps(observe)
+    def run(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.random.fork_rng(devices=[]):
+                return observe(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return run
+
+
+def _seeded(seed: int, build):
+    """`build()` under torch.manual_seed(seed), leaving the caller's random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def _call(function, *args, **kwargs) -> tuple[dict, object]:
+    """`capture(function, ...)` and the raw result (None if it raised), for observing the result further."""
+    kept = []
+
+    def keep(*a, **k):
+        kept.append(function(*a, **k))
+        return kept[0]
+
+    record = capture(keep, *args, **kwargs)
+    return record, (kept[0] if kept else None)
+
+
+def _status(record: dict) -> dict:
+    """A captured call without its value: whether it raised is all that is needed."""
+    return record if "raised" in record else {"value": None}
+
+
+def _state(model) -> list | None:
+    """[name, tensor] for every entry of the model's state_dict, or None if it has none to give."""
+    try:
+        return [[name, encode(value)] for name, value in model.state_dict().items()]
+    except Exception:  # noqa: BLE001 -- whatever the student's object is, it is described, not trusted
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def splits() -> dict[str, np.ndarray]:
+    """The same parts as the notebook's setup cell, plus the reserved part the notebook never sees."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    data = load_breast_cancer()
+    X_dev, X_reserved, y_dev, y_reserved = train_test_split(
+        data.data, data.target, test_size=RESERVED_FRACTION, random_state=RESERVED_SEED, stratify=data.target
+    )
+    X_train, X_val, y_train, y_val = train_test_split(
+        X_dev, y_dev, test_size=VAL_FRACTION, random_state=VAL_SEED, stratify=y_dev
+    )
+    return {"X_train": X_train, "y_train": y_train, "X_val": X_val, "y_val": y_val,
+            "X_reserved": X_reserved, "y_reserved": y_reserved, "X_dev": X_dev, "X_all": data.data}
+
+
+def reserved_inputs(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The reserved rows standardised with the given statistics, as float32 model inputs."""
+    X = torch.tensor(splits()["X_reserved"], dtype=torch.float64)
+    return ((X - mean.detach().to("cpu", torch.float64)) / std.detach().to("cpu", torch.float64)).float()
+
+
+# Part A: the building blocks ---------------------------------------------------------------------
+
+# MLP(*args), and the width of the rows it is called on.
+MLP_CASES = [((), 10), ((30,), 30), ((5, (7,), 2), 5), ((30, (16, 8, 4)), 30)]
+
+
+def mlp_input(width: int) -> torch.Tensor:
+    return torch.randn(16, width, generator=torch.Generator().manual_seed(1)) * 3
+
+
+def dataset_input() -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(21, dtype=np.float64).reshape(7, 3) / 4, np.array([0, 1, 1, 0, 1, 0, 0])
+
+
+def epoch_case() -> tuple[nn.Module, torch.utils.data.DataLoader]:
+    """A model (fresh weights from seed 3 on every call) and 10 rows in batches of 4, not shuffled."""
+    model = _seeded(3, lambda: nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.0), nn.Linear(4, 1)))
+    X = torch.randn(10, 3, generator=torch.Generator().manual_seed(3))
+    y = (X[:, :1] > 0).float()
+    return model, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=4)
+
+
+def _linear(weight: list[float], bias: float) -> nn.Linear:
+    layer = nn.Linear(len(weight), 1)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([weight]))
+        layer.bias.fill_(bias)
+    return layer
+
+
+def label_cases() -> list[tuple[str, nn.Module, torch.Tensor, float | None]]:
+    """(description, model, X, threshold or None for the default), in the order the judge reads them."""
+    boundary = _linear([1.0, 0.0], 0.0)
+    X = torch.tensor([[-2.0, 5.0], [-0.3, 1.0], [0.0, -4.0], [0.0, 7.0], [0.3, 0.0], [2.0, 3.0]])
+    zero = _linear([0.0, 0.0, 0.0], 0.0)  # every logit exactly 0, every probability exactly 0.5
+    cases = [
+        ("predict(model, X) with logits -2, -0.3, 0, 0, 0.3, 2", boundary, X, None),
+        ("predict(model, X) for a model whose logits are all exactly 0 (probability 0.5)", zero,
+         torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), None),
+        ("predict(model, X, threshold=0.5) with logits -2, -0.3, 0, 0, 0.3, 2", boundary, X, 0.5),
+    ]
+    # Probabilities stay well away from these thresholds, so any correct comparison agrees.
+    cases += [(f"predict(model, X, threshold={t})", boundary, X, t) for t in (0.8, 0.2, 0.6, 0.05)]
+    deep = _seeded(11, lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1)))
+    X7 = torch.randn(40, 7, generator=torch.Generator().manual_seed(3)) * 3
+    with torch.no_grad():
+        probs = torch.sigmoid(deep(X7).squeeze(1))
+    for t in (0.5, 0.3, 0.7):
+        cases.append((f"predict(model, X, threshold={t}) for a 2-layer network and 7 features", deep,
+                      X7[(probs - t).abs() > 1e-3], t))
+    cases.append(("predict(model, X) for a single row", deep, X7[:1], None))
+    cases.append(("predict(model, X) for a second model (logits 2, 0.3, 0, 0, -0.3, -2)",
+                  _linear([-1.0, 0.0], 0.0), X, None))
+    return cases
+
+
+def mode_case() -> tuple[nn.Module, torch.Tensor]:
+    """A model with dropout (fresh weights from seed 5) and its rows."""
+    inner = _seeded(5, lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1)))
+    return inner, torch.randn(64, 2, generator=torch.Generator().manual_seed(4)) * 2
+
+
+class _Spy(nn.Module):
+    """Wraps a model and records, for every forward call, its mode, grad mode and input device."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.calls: list[dict] = []
+
+    def forward(self, X):
+        self.calls.append({"training": bool(self.training), "inner_training": bool(self.model.training),
+                           "grad": torch.is_grad_enabled(), "device": X.device.type})
+        return self.model(X)
+
+
+def _observe_mlp(MLP) -> list[dict]:
+    cases = []
+    for args, width in MLP_CASES:
+        torch.manual_seed(0)
+        record, model = _call(MLP, *args)
+        if "raised" in record:
+            cases.append({"made": record})
+            continue
+        case = {"made": _status(record), "module": isinstance(model, nn.Module), "type": type(model).__name__}
+        if case["module"]:
+            # Every nn.Linear the module registers, in registration order, with its parameters.
+            case["linears"] = [{"weight": encode(m.weight), "bias": None if m.bias is None else encode(m.bias)}
+                               for m in model.modules() if isinstance(m, nn.Linear)]
+            case["logits"] = capture(model, mlp_input(width))
+        cases.append(case)
+    return cases
+
+
+def _observe_dataset(TabularDataset) -> dict:
+    X, y = dataset_input()
+    record, dataset = _call(TabularDataset, X.copy(), y.copy())
+    if "raised" in record:
+        return {"made": record}
+    return {"made": _status(record), "len": capture(len, dataset), "item": capture(lambda i: dataset[i], 5)}
+
+
+def _observe_epoch(train_one_epoch) -> dict:
+    model, loader = epoch_case()
+    model.eval()  # train_one_epoch must switch it back with model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    result = capture(train_one_epoch, model, loader, nn.BCEWithLogitsLoss(), optimizer)
+    return {"result": result, "training": bool(model.training),
+            "parameters": [encode(p) for p in model.parameters()]}
+
+
+def _predict_call(predict, model, X, threshold=None, **kwargs) -> dict:
+    kwargs = kwargs if threshold is None else {**kwargs, "threshold": threshold}
+    return capture(predict, model, X.clone(), **kwargs)
+
+
+def _observe_labels(predict) -> list[dict]:
+    return [_predict_call(predict, model, X, threshold) for _, model, X, threshold in label_cases()]
+
+
+def _observe_mode(predict) -> dict:
+    inner, X = mode_case()
+    spy = _Spy(inner)
+    spy.train()
+    first = _predict_call(predict, spy, X)
+    forwards = list(spy.calls)
+    observed = {"first": first, "forwards": forwards, "second": _predict_call(predict, spy, X)}
+    if torch.cuda.is_available():
+        spy = _Spy(_seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))))
+        X = torch.randn(10, 3, generator=torch.Generator().manual_seed(6))
+        observed["cuda"] = {"result": _predict_call(predict, spy, X, device="cuda"), "forwards": spy.calls}
+        spy.to("cpu")
+    return observed
+
+
+@_one_thread
+def observe_building_blocks(MLP, TabularDataset, train_one_epoch, predict, **kwargs) -> dict:
+    """MLP's layers and logits, TabularDataset's length and item, the parameters after one train_one_epoch,
+    and predict's labels (with a spy's record of the forward passes)."""
+    return {"mlp": _observe_mlp(MLP), "dataset": _observe_dataset(TabularDataset),
+            "epoch": _observe_epoch(train_one_epoch), "labels": _observe_labels(predict),
+            "mode": _observe_mode(predict)}
+
+
+# Parts B and E: one training run, observed once ----------------------------------------------------
+
+_runs: dict[int, tuple] = {}
+
+
+def forget_runs() -> None:
+    """Drop the cached training run (the next observation trains again)."""
+    _runs.clear()
+
+
+def _layer(module: nn.Module) -> dict:
+    kinds = [(nn.Linear, "Linear"), (nn.ReLU, "ReLU"), (nn.Dropout, "Dropout"), (nn.Identity, "Identity")]
+    return {"type": type(module).__name__, "kind": next((k for cls, k in kinds if isinstance(module, cls)), None),
+            "parameters": {name: encode(p) for name, p in module.named_parameters(recurse=False)}}
+
+
+def _observe_model(model: nn.Module, mean, std) -> dict:
+    """The model's logits on the standardised reserved rows, and its leaf layers in the order it called them."""
+    called: list[nn.Module] = []
+
+    def after(module, inputs, output):
+        if next(module.children(), None) is None:
+            called.append(module)
+
+    def logits(X):
+        model.to("cpu")
+        model.eval()
+        handle = torch.nn.modules.module.register_module_forward_hook(after)
+        try:
+            with torch.no_grad():
+                return model(X)
+        finally:
+            handle.remove()
+
+    try:
+        X = reserved_inputs(mean, std)
+    except Exception:  # noqa: BLE001 -- statistics that are not (30,) tensors: the judge stops before scoring
+        return {}
+    observed = {"logits": capture(logits, X)}
+    observed["layers"] = [_layer(module) for module in called]
+    return observed
+
+
+def _observe_training(train_capstone) -> dict:
+    """Run train_capstone on the training part once per function, recording every row it trains on."""
+    key = id(train_capstone)
+    if key in _runs and _runs[key][0] is train_capstone:
+        return copy.deepcopy(_runs[key][1])
+    parts = splits()
+    width = parts["X_train"].shape[1]
+    rows: list[torch.Tensor] = []
+    depth = [0]
+
+    def before(module, inputs):
+        # Only the outermost module call (the model itself) in training mode with gradients, not its layers.
+        if depth[0] == 0 and module.training and torch.is_grad_enabled() and inputs:
+            X = inputs[0]
+            if isinstance(X, torch.Tensor) and X.dim() == 2 and X.shape[-1] == width:
+                rows.append(X.detach().to("cpu", torch.float32))
+        depth[0] += 1
+
+    def after(module, inputs, output):
+        depth[0] -= 1
+
+    handles = [torch.nn.modules.module.register_module_forward_pre_hook(before),
+               torch.nn.modules.module.register_module_forward_hook(after)]
+    start = time.perf_counter()
+    try:
+        record, result = _call(train_capstone, parts["X_train"].copy(), parts["y_train"].copy())
+    finally:
+        for handle in handles:
+            handle.remove()
+    seconds = time.perf_counter() - start
+    seen = torch.unique(torch.cat(rows), dim=0) if rows else torch.empty(0, width)
+    observed = {"result": record, "seconds": seconds, "seen_total": int(seen.shape[0]),
+                "seen": encode(seen[:MAX_SEEN_ROWS])}
+    if type(result) is tuple and len(result) == 3:
+        model, mean, std = result
+        observed["module"] = isinstance(model, nn.Module)
+        if observed["module"] and isinstance(mean, torch.Tensor) and isinstance(std, torch.Tensor):
+            observed.update(_observe_model(model, mean, std))
+    _runs.clear()
+    _runs[key] = (train_capstone, observed)
+    return copy.deepcopy(observed)
+
+
+@_one_thread
+def observe_train_capstone(train_capstone, **kwargs) -> dict:
+    """train_capstone(X_train, y_train): what it returned, the rows it trained on, how long it took, and
+    the returned model's layers and logits on the reserved rows."""
+    return _observe_training(train_capstone)
+
+
+@_one_thread
+def observe_reserved_accuracy(train_capstone, **kwargs) -> dict:
+    """The same observation as observe_train_capstone (the same cached training run)."""
+    return _observe_training(train_capstone)
+
+
+# Part C: predictions from raw features ----------------------------------------------------------
+
+def predict_raw_case() -> tuple[nn.Module, torch.Tensor, torch.Tensor, list[np.ndarray]]:
+    """A model (fresh weights from seed 12), the statistics to pass, and raw rows: 50, then 3, then 1."""
+    model = _seeded(12, lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)))
+    mean = torch.tensor([10.0, -5.0, 100.0, 0.5])
+    std = torch.tensor([2.0, 0.5, 30.0, 0.1])
+    generator = torch.Generator().manual_seed(12)
+    rows = [(torch.randn(n, 4, generator=generator) * std * 1.5 + mean + 0.3 * std).numpy().astype(np.float64)
+            for n in (50, 3, 1)]
+    return model, mean, std, rows
+
+
+@_one_thread
+def observe_predict_raw(predict_raw, **kwargs) -> dict:
+    """predict_raw's labels for 50, 3 and 1 raw rows, the model left in training mode before each call."""
+    model, mean, std, rows = predict_raw_case()
+    calls = []
+    for X_raw in rows:
+        model.train()
+        calls.append(capture(predict_raw, model, mean.clone(), std.clone(), X_raw.copy()))
+    return {"calls": calls}
+
+
+# Part D: save and load --------------------------------------------------------------------------
+
+def checkpoint_inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mean and std to save, and the rows the saved and the loaded model are compared on."""
+    return (torch.linspace(-3, 40, N_FEATURES), torch.linspace(0.5, 9, N_FEATURES),
+            torch.randn(8, N_FEATURES, generator=torch.Generator().manual_seed(21)))
+
+
+def _logits(model, X):
+    with torch.no_grad():
+        model.eval()
+        return model.to("cpu")(X)
+
+
+@_one_thread
+def observe_checkpoint(MLP, save_checkpoint, load_checkpoint, **kwargs) -> dict:
+    """The saved model's state and logits, whether the file exists and loads with weights_only=True, and the
+    loaded model's state and logits with the mean and std load_checkpoint returns."""
+    with tempfile.TemporaryDirectory(prefix="capstone-check-") as folder:
+        return _observe_checkpoint_in(folder, MLP, save_checkpoint, load_checkpoint)
+
+
+def _observe_checkpoint_in(folder, MLP, save_checkpoint, load_checkpoint) -> dict:
+    mean, std, X = checkpoint_inputs()
+    torch.manual_seed(21)
+    record, model = _call(MLP, N_FEATURES, (12, 6))
+    observed = {"made": _status(record)}
+    if "raised" in record:
+        return observed
+    observed["saved_logits"] = capture(_logits, model, X)
+    observed["saved_state"] = _state(model)
+    path = os.path.join(folder, "capstone_model.pt")
+    observed["save"] = _status(capture(save_checkpoint, model, mean.clone(), std.clone(), path))
+    observed["file"] = os.path.isfile(path)
+    if "raised" in observed["save"] or not observed["file"]:
+        return observed
+    try:
+        torch.load(path, weights_only=True)
+        observed["weights_only"] = None
+    except Exception as error:  # noqa: BLE001 -- any failure means the file is not plain tensors
+        observed["weights_only"] = type(error).__name__
+        return observed
+    torch.manual_seed(99)
+    record, fresh = _call(MLP, N_FEATURES, (12, 6))
+    observed["fresh"] = _status(record)
+    if "raised" in record:
+        return observed
+    record, result = _call(load_checkpoint, path, fresh)
+    observed["load"] = record
+    if type(result) is tuple and len(result) == 3:
+        observed["loaded_module"] = isinstance(result[0], nn.Module)
+        if observed["loaded_module"]:
+            observed["loaded_logits"] = capture(_logits, result[0], X)
+            observed["loaded_state"] = _state(result[0])
+    return observed

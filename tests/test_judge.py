@@ -1,0 +1,127 @@
+"""Does the trusted judge decide every graded test cell from observations alone, whatever the
+kernel printed, and does every test cell of the course have a judge?"""
+
+import ast
+import json
+
+import nbformat
+import pytest
+import torch
+
+from grader import course
+from grader.autograde import judge, observing
+from grader.checks import tensors
+from grader.observation import MIME
+
+HIDDEN = ("### BEGIN HIDDEN TESTS\nfrom grader.checks import tensors; tensors.check_make_grid(make_grid)\n"
+          "### END HIDDEN TESTS")
+
+
+def right_grid(n_rows, n_cols):
+    return torch.arange(n_rows * n_cols, dtype=torch.float32).reshape(n_rows, n_cols)
+
+
+def wrong_grid(n_rows, n_cols):
+    return torch.arange(n_rows * n_cols).reshape(n_rows, n_cols)  # int64
+
+
+def _test_cell(outputs):
+    cell = nbformat.v4.new_code_cell("assert True\n" + HIDDEN)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "grade_id": "t", "points": 2,
+                                 "schema_version": 3}
+    cell.outputs = [nbformat.from_dict(o) for o in outputs]
+    return cell
+
+
+def _observation(function, key="tensors.check_make_grid"):
+    data = json.loads(json.dumps({"check": key, "observation": tensors.check_make_grid.observe(function)}))
+    return {"output_type": "display_data", "metadata": {}, "data": {MIME: data, "text/plain": "observed"}}
+
+
+def _judged(outputs):
+    trusted = nbformat.v4.new_notebook(cells=[_test_cell([])])
+    executed = nbformat.v4.new_notebook(cells=[_test_cell(outputs)])
+    return judge.apply(executed, trusted).cells[0].outputs
+
+
+def _errors(outputs):
+    return [o for o in outputs if o["output_type"] == "error"]
+
+
+def test_a_right_observation_passes_and_leaves_no_observation():
+    outputs = _judged([{"output_type": "stream", "name": "stdout", "text": "hi\n"}, _observation(right_grid)])
+    assert not _errors(outputs), _errors(outputs)
+    assert all(MIME not in o.get("data", {}) for o in outputs), "the observation was left in the graded notebook"
+
+
+def test_a_wrong_observation_fails_with_the_judges_message():
+    errors = _errors(_judged([_observation(wrong_grid)]))
+    assert len(errors) == 1 and errors[0]["ename"] == judge.ENAME and "dtype" in errors[0]["evalue"], errors
+
+
+@pytest.mark.parametrize("kernel_said", [
+    [],  # a blanked cell: nothing ran, nothing failed
+    [{"output_type": "error", "ename": "NameError", "evalue": "name 'make_grid' is not defined", "traceback": []}],
+])
+def test_no_observation_is_no_pass(kernel_said):
+    errors = _errors(_judged(kernel_said))
+    assert len(errors) == 1 and "did not run" in errors[0]["evalue"], errors
+    if kernel_said:
+        assert "NameError" in errors[0]["evalue"], "the student is not told what stopped the cell"
+
+
+@pytest.mark.parametrize("observation", [
+    {"check": "tensors.check_make_grid", "observation": {"nonsense": 1}},
+    {"check": "tensors.check_make_grid", "observation": None},
+    {"check": "tensors.check_make_grid", "observation": {"__tensor__": "x"}},
+])
+def test_a_forged_or_malformed_observation_fails(observation):
+    output = {"output_type": "display_data", "metadata": {}, "data": {MIME: observation}}
+    errors = _errors(_judged([output]))
+    assert len(errors) == 1, f"a malformed observation was not failed: {errors}"
+
+
+def test_an_observation_for_another_check_does_not_count():
+    errors = _errors(_judged([_observation(right_grid, key="tensors.check_rows_where")]))
+    assert len(errors) == 1 and "did not run" in errors[0]["evalue"], errors
+
+
+def test_check_calls_reads_keyword_literals_and_ignores_other_calls():
+    source = ("from grader.checks import capstone as c\nprint('check_x')\nc.check_reserved_accuracy(f, minimum=0.95)\n"
+              "other.check_thing(1)")
+    assert judge.check_calls(source) == [judge.CheckCall("c", "check_reserved_accuracy", {"minimum": 0.95})]
+
+
+def _test_cells():
+    for path in course.solution_paths():
+        for cell in nbformat.read(path, as_version=4).cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                yield path.parent.name, meta["grade_id"], cell.source
+
+
+@pytest.mark.parametrize("assignment, grade_id, source", list(_test_cells()),
+                         ids=lambda v: v if isinstance(v, str) and "\n" not in v else "")
+def test_every_test_cell_is_judged_outside_the_kernel(assignment, grade_id, source):
+    """Does every graded test cell call at least one check, each with a judge and a kernel-side observer?"""
+    calls = judge.check_calls(source)
+    assert calls, f"{assignment}/{grade_id} calls no hidden check: its verdict would come from the student's kernel"
+    stand_ins = observing.stand_in_modules()
+    for call in calls:
+        assert judge.judge_for(call) is not None, f"{assignment}/{grade_id}: {call.key} has no judge"
+        module = stand_ins.get(f"grader.checks.{call.unit}")
+        assert module is not None and hasattr(module, call.name), (
+            f"{assignment}/{grade_id}: no observer for {call.key} in grader/observers/{call.unit}.py")
+
+
+def test_observers_hold_no_judge():
+    """Do the observer modules (all a grading kernel has) import nothing that judges?"""
+    for path in (course.ROOT / "grader" / "observers").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not any(name and name.startswith("grader.checks") for name in imported), (
+            f"{path.name} imports judging code; a grading kernel must hold observers only")
+        judges = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+                  and node.name.startswith(("judge_", "_reference", "reference"))]
+        assert not judges, f"{path.name} defines {judges}: reference answers belong to the judge"
