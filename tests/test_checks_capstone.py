@@ -13,10 +13,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from grader import course
-from grader.checks import capstone
+from grader.checks import capstone, inference
 from grader.checks.report import CheckFailed
 from grader.observation import as_json, decode, encode
 from grader.observers import capstone as observers
+from grader.observers.inference import seeded
 
 
 def _fails_with(check, *args, fragments, **kwargs):
@@ -654,29 +655,34 @@ def _forge_epoch_parameters(observed):
 
 
 def _forge_strict_labels(observed):
-    observed["labels"][0] = {"value": _tensor(torch.tensor([0, 0, 0, 0, 1, 1]))}
+    observed["labels"]["calls"][0] = {"value": _tensor(torch.tensor([0, 0, 0, 0, 1, 1]))}
 
 
 def _forge_mode_labels(observed):
-    observed["mode"]["first"] = observed["mode"]["second"] = {"value": _tensor(torch.ones(64, dtype=torch.long))}
+    for call in observed["mode"]["calls"]:
+        call["result"] = {"value": _tensor(torch.ones(64, dtype=torch.long))}
 
 
 def _forge_mode_spy(observed):
-    observed["mode"]["forwards"] = [{**c, "grad": True} for c in observed["mode"]["forwards"]]
+    for call in observed["mode"]["calls"]:
+        call["forwards"] = [{**forward, "grad": True} for forward in call["forwards"]]
 
 
 def _forge_gpu_run_on_cpu(observed):
     """What a GPU kernel reports when predict ignores device="cuda" (judged on any machine)."""
     labels = {"value": _tensor(torch.zeros(10, dtype=torch.long))}
-    forward = {"training": False, "inner_training": False, "grad": False, "device": "cpu"}
-    observed["mode"]["cuda"] = {"result": labels, "forwards": [forward]}
+    forward = {"training": [False, False, False, False], "grad": False, "device": "cpu"}
+    observed["mode"].update(cuda=True, device_calls=[{"result": labels, "forwards": [forward]}])
 
 
 def test_gpu_records_of_a_correct_predict_are_accepted():
     """Is a GPU kernel's record of a predict that ran on the GPU and returned CPU labels judged a pass here?"""
     observed = _observation("building_blocks")
-    forward = {"training": False, "inner_training": False, "grad": False, "device": "cuda"}
-    observed["mode"]["cuda"] = {"result": {"value": _tensor(torch.zeros(10, dtype=torch.long))}, "forwards": [forward]}
+    forward = {"training": [False, False, False, False], "grad": False, "device": "cuda"}
+    model = seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1)))
+    X = torch.randn(10, 3, generator=torch.Generator().manual_seed(6))
+    labels = {"value": _tensor(inference.reference_labels(model, X, 0.5))}
+    observed["mode"].update(cuda=True, device_calls=[{"result": labels, "forwards": [forward]}])
     capstone.judge_building_blocks(observed)
 
 

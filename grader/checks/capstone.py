@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grader.checks import inference
 from grader.checks.report import expect, fail, judged, returned
 from grader.observation import Opaque, decode
 from grader.observers import capstone as observers
@@ -41,7 +42,6 @@ __all__ = ["N_FEATURES", "RESERVED_FRACTION", "RESERVED_SEED", "VAL_FRACTION", "
            "check_building_blocks", "check_train_capstone", "check_predict_raw", "check_checkpoint",
            "check_reserved_accuracy"]
 
-LECTURE_06 = "lecture 06"
 TRAINING_BUDGET_S = 30
 # The layers a model scored on the reserved rows may have: eval-mode Dropout and Identity change nothing.
 SCORED_KINDS = ("Linear", "ReLU", "Dropout", "Identity")
@@ -55,13 +55,6 @@ def _type_name(value) -> str:
 
 def _head(value, n: int = 3):
     return value[:n].flatten().tolist() if isinstance(value, torch.Tensor) else _type_name(value)
-
-
-def _reference(model: nn.Module, X: torch.Tensor, threshold: float) -> torch.Tensor:
-    """The labels predict must give."""
-    model.eval()
-    with torch.no_grad():
-        return (torch.sigmoid(model(X)).squeeze(1) >= threshold).long()
 
 
 def _forward(linears: list[tuple[torch.Tensor, torch.Tensor | None]], X: torch.Tensor) -> torch.Tensor:
@@ -170,154 +163,13 @@ def _judge_epoch(observed: dict) -> None:
            "return the mean over all batches of loss.item(), not the last batch's loss.")
 
 
-def _labels(entry: dict, n: int, what: str) -> torch.Tensor:
-    """The labels a captured predict call returned, with their type, shape, dtype and device checked."""
-    y_hat = returned(entry, what)
-    expect(
-        isinstance(y_hat, torch.Tensor),
-        f"{what} should return a torch.Tensor of labels.",
-        "torch.Tensor",
-        _type_name(y_hat),
-        f"build the labels with tensor operations and return the tensor "
-        f"({LECTURE_06}, 'From logits to probabilities to labels').",
-    )
-    if tuple(y_hat.shape) == (n, 1):
-        fail(
-            f"{what} returned one column per row instead of one label per row.",
-            (n,),
-            tuple(y_hat.shape),
-            "the model's logits have shape (N, 1); flatten them with .squeeze(1) (or .flatten()) so the "
-            "labels have shape (N,).",
-        )
-    expect(tuple(y_hat.shape) == (n,), f"{what} has the wrong shape.", (n,), tuple(y_hat.shape),
-           "return one label per row of X: shape (N,).")
-    if y_hat.dtype == torch.bool:
-        fail(
-            f"{what} returned a bool tensor (True/False) instead of int64 labels 0/1.",
-            torch.int64,
-            torch.bool,
-            "a comparison like probs >= threshold gives bools: convert them with .long().",
-        )
-    if y_hat.is_floating_point():
-        if bool(((y_hat > 0) & (y_hat < 1)).any()):
-            fail(
-                f"{what} returned probabilities, not labels.",
-                "int64 labels 0 or 1",
-                f"{y_hat.dtype} values such as {y_hat[(y_hat > 0) & (y_hat < 1)][:3].tolist()}",
-                "compare the probabilities with threshold (probs >= threshold) and convert with .long().",
-            )
-        fail(
-            f"{what} returned float labels.",
-            torch.int64,
-            y_hat.dtype,
-            "labels are whole numbers: convert the comparison with .long(), not .float().",
-        )
-    expect(y_hat.dtype == torch.int64, f"{what} has the wrong dtype.", torch.int64, y_hat.dtype,
-           "convert the comparison with .long().")
-    device = y_hat.observed["device"]
-    expect(device == "cpu", f"{what} returned a tensor on {device}, not on the CPU.", "cpu", device,
-           "finish with .cpu() so the labels can be compared with NumPy arrays and y on the CPU.")
-    expect(not y_hat.observed["requires_grad"], f"{what} returned a tensor that is part of a graph.", False, True,
-           "compute the labels inside `with torch.no_grad():`.")
-    return y_hat
-
-
-def _values_hint(y_hat, model, X, threshold) -> str:
-    """Name the most likely mistake behind wrong labels."""
-    with torch.no_grad():
-        logits = model(X).squeeze(1)
-    probs = torch.sigmoid(logits)
-    guesses = [
-        (probs > threshold).long(), "use >= : a probability exactly equal to threshold is labelled 1 (the contract "
-        f"says 1 where the probability is >= threshold; {LECTURE_06}, 'The boundary case')",
-    ], [
-        torch.round(probs).long(), "torch.round sends a probability of exactly 0.5 to 0 (and ignores threshold): "
-        "compare probs >= threshold instead",
-    ], [
-        (logits >= threshold).long(), "you compared the raw logits with threshold; apply torch.sigmoid first, "
-        "then compare the probabilities",
-    ], [
-        (probs >= 0.5).long(), "the labels ignore the threshold argument: compare with threshold, not 0.5",
-    ], [
-        torch.zeros_like(logits, dtype=torch.long), "every label is 0: compute the labels from model(X)",
-    ], [
-        torch.ones_like(logits, dtype=torch.long), "every label is 1: compute the labels from model(X)",
-    ]
-    matches = [hint for guess, hint in guesses if torch.equal(y_hat, guess)]
-    if matches:
-        return "; or, ".join(matches)
-    return (f"labels must be 1 where torch.sigmoid(model(X)) >= threshold and 0 elsewhere; use the model and X "
-            f"you are given, not a global model ({LECTURE_06}, 'From logits to probabilities to labels')")
-
-
-def _judge_labels(entries: list[dict]) -> None:
-    for (what, model, X, threshold), entry in zip(observers.label_cases(), entries, strict=True):
-        threshold = 0.5 if threshold is None else threshold
-        y_hat = _labels(entry, X.shape[0], what)
-        expected = _reference(model, X, threshold)
-        if not torch.equal(y_hat, expected):
-            wrong = (y_hat != expected).nonzero().flatten()[:3].tolist()
-            with torch.no_grad():
-                probs = torch.sigmoid(model(X).squeeze(1))
-            fail(
-                f"{what} gave wrong labels (rows {wrong} with probabilities "
-                f"{[round(probs[i].item(), 4) for i in wrong]}).",
-                expected.tolist(),
-                y_hat.tolist(),
-                _values_hint(y_hat, model, X, threshold),
-            )
-
-
-def _judge_mode(observed: dict) -> None:
-    inner, X = observers.mode_case()
-    what = "predict(model, X) for a model with dropout that starts in training mode"
-    first = _labels(observed["first"], X.shape[0], what)
-    forwards = observed["forwards"]
-    expect(len(forwards) > 0, f"{what} never called the model.", "at least one call of model(X)", "none",
-           "compute the logits with model(X) on the model you are given, not a global model.")
-    expect(
-        not any(c["training"] or c["inner_training"] for c in forwards),
-        f"{what} ran the model in training mode, so dropout changed the logits.",
-        "model.training == False during the forward pass",
-        "model.training == True",
-        f"call model.eval() before computing the logits ({LECTURE_06}, 'Switching off the training machinery').",
-    )
-    expect(
-        not any(c["grad"] for c in forwards),
-        f"{what} built a computation graph (gradients were enabled during the forward pass).",
-        "torch.is_grad_enabled() == False inside predict",
-        "True",
-        f"wrap the forward pass in `with torch.no_grad():` or `with torch.inference_mode():` "
-        f"({LECTURE_06}, 'Switching off the training machinery').",
-    )
-    second = _labels(observed["second"], X.shape[0], what + " (second call)")
-    expect(torch.equal(first, second), f"{what} gave different labels on two calls with the same X.",
-           first.tolist(), second.tolist(), "call model.eval() so dropout is switched off.")
-    expected = _reference(inner, X, 0.5)
-    expect(torch.equal(first, expected), f"{what} gave wrong labels.", expected.tolist(), first.tolist(),
-           "labels are 1 where torch.sigmoid(model(X)) >= threshold, computed in eval mode.")
-    if "cuda" in observed:  # only a kernel with a GPU tries device="cuda"
-        _judge_device(observed["cuda"])
-
-
-def _judge_device(observed: dict) -> None:
-    what = 'predict(model, X, device="cuda") for a model and X on the CPU'
-    y_hat = returned(observed["result"], what)
-    forwards = observed["forwards"]
-    expect(bool(forwards) and all(c["device"] == "cuda" for c in forwards), f"{what} did not run on the GPU.",
-           "cuda", [c["device"] for c in forwards], "move the model and X with .to(device).")
-    expect(isinstance(y_hat, torch.Tensor) and y_hat.observed["device"] == "cpu",
-           f"{what} returned labels that are not on the CPU.", "cpu",
-           y_hat.observed["device"] if isinstance(y_hat, torch.Tensor) else _type_name(y_hat), "finish with .cpu().")
-
-
 def judge_building_blocks(observed: dict, **kwargs) -> None:
     """The re-implemented MLP, TabularDataset, train_one_epoch and predict keep their contracts."""
     _judge_mlp(observed["mlp"])
     _judge_dataset(observed["dataset"])
     _judge_epoch(observed["epoch"])
-    _judge_labels(observed["labels"])
-    _judge_mode(observed["mode"])
+    inference.judge_predict_labels(observed["labels"])
+    inference.judge_predict_mode(observed["mode"])
 
 
 check_building_blocks = judged(observe_building_blocks, judge_building_blocks)
@@ -496,15 +348,15 @@ def judge_predict_raw(observed: dict, **kwargs) -> None:
                f"{getattr(y_hat, 'dtype', _type_name(y_hat))} {tuple(getattr(y_hat, 'shape', ()))}",
                "return what your predict returns.")
         X_std = (torch.tensor(X_raw, dtype=torch.float32) - mean) / std
-        expected = _reference(model, X_std, 0.5)
+        expected = inference.reference_labels(model, X_std, 0.5)
         if torch.equal(y_hat, expected):
             continue
         hint = ("standardise with the mean and std you are given, (X_raw - mean) / std, then call predict "
                 "(lecture 06, 'Predicting on new raw data: the same fitted scaler').")
-        raw = _reference(model, torch.tensor(X_raw, dtype=torch.float32), 0.5)
+        raw = inference.reference_labels(model, torch.tensor(X_raw, dtype=torch.float32), 0.5)
         own = torch.tensor(X_raw, dtype=torch.float32)
         if n > 1:
-            own = _reference(model, (own - own.mean(0)) / own.std(0), 0.5)
+            own = inference.reference_labels(model, (own - own.mean(0)) / own.std(0), 0.5)
         if torch.equal(y_hat, raw):
             hint = "you did not standardise X_raw: the model was trained on standardised features."
         elif n > 1 and torch.equal(y_hat, own):

@@ -13,7 +13,13 @@ from torch import nn
 
 from grader.checks.report import expect, fail, judged, returned
 from grader.observation import Opaque
-from grader.observers.inference import observe_precision_recall, observe_predict_labels, observe_predict_mode
+from grader.observers.inference import (
+    fixed_linear,
+    observe_precision_recall,
+    observe_predict_labels,
+    observe_predict_mode,
+    seeded,
+)
 
 LECTURE = "lecture 06"
 # Rows of a random network whose probability is this close to the threshold are not judged: a correct
@@ -21,21 +27,7 @@ LECTURE = "lecture 06"
 MARGIN = 1e-3
 
 
-def _linear(weight: list[float], bias: float) -> nn.Linear:
-    layer = nn.Linear(len(weight), 1)
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor([weight]))
-        layer.bias.fill_(bias)
-    return layer
-
-
-def _seeded(seed: int, build):
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
-
-
-def _reference(model: nn.Module, X: torch.Tensor, threshold: float) -> torch.Tensor:
+def reference_labels(model: nn.Module, X: torch.Tensor, threshold: float) -> torch.Tensor:
     """The labels predict must give (grader.checks.capstone judges with it too)."""
     model.eval()
     with torch.no_grad():
@@ -167,14 +159,14 @@ def _expect_labels(entry, model, X, threshold, what, exact: bool) -> None:
 
 def _label_cases() -> list[tuple[nn.Module, torch.Tensor, float | None, str, bool]]:
     """(model, X, threshold or None for the default, what, exact), in the order the observer calls predict."""
-    boundary = _linear([1.0, 0.0], 0.0)  # logits exactly -2, -0.3, 0, 0, 0.3, 2 on X
+    boundary = fixed_linear([1.0, 0.0], 0.0)  # logits exactly -2, -0.3, 0, 0, 0.3, 2 on X
     X = torch.tensor([[-2.0, 5.0], [-0.3, 1.0], [0.0, -4.0], [0.0, 7.0], [0.3, 0.0], [2.0, 3.0]])
     logits = "logits -2, -0.3, 0, 0, 0.3, 2"
-    zero = _linear([0.0, 0.0, 0.0], 0.0)  # every logit exactly 0, every probability exactly 0.5
+    zero = fixed_linear([0.0, 0.0, 0.0], 0.0)  # every logit exactly 0, every probability exactly 0.5
     X_zero = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
-    deep = _seeded(11, lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1)))
+    deep = seeded(11, lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1)))
     X7 = torch.randn(40, 7, generator=torch.Generator().manual_seed(3)) * 3
-    flipped = _linear([-1.0, 0.0], 0.0)
+    flipped = fixed_linear([-1.0, 0.0], 0.0)
     return [
         (boundary, X, None, f"predict(model, X) with {logits}", True),
         (zero, X_zero, None, "predict(model, X) for a model whose logits are all exactly 0 (probability 0.5)", True),
@@ -211,7 +203,7 @@ def _forwards(entry: dict) -> list[dict]:
 
 def judge_predict_mode(observed: dict, **kwargs) -> None:
     """predict runs the model in eval mode without a graph, deterministically, and returns CPU labels."""
-    inner = _seeded(5, lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1)))
+    inner = seeded(5, lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1)))
     X = torch.randn(64, 2, generator=torch.Generator().manual_seed(4)) * 2
     what = "predict(model, X) for a model with dropout that starts in training mode"
     first_call, second_call = _entries(observed, "calls", 2, what)
@@ -255,7 +247,7 @@ def _expect_eval_labels(y_hat, model, X, what) -> None:
 
 def _judge_on_gpu(observed: dict) -> None:
     """On a GPU machine: the model ran on `device` and the labels came back on the CPU."""
-    model = _seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1)))
+    model = seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1)))
     X = torch.randn(10, 3, generator=torch.Generator().manual_seed(6))
     what = 'predict(model, X, device="cuda") for a model and X on the CPU'
     (entry,) = _entries(observed, "device_calls", 1, what)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from grader.observation import capture, encode
+from grader.observers import inference
 
 # The notebook's locked setup cell splits the data with these (tests/test_checks_capstone.py checks it).
 RESERVED_FRACTION = 0.2
@@ -124,60 +125,6 @@ def epoch_case() -> tuple[nn.Module, torch.utils.data.DataLoader]:
     return model, torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=4)
 
 
-def _linear(weight: list[float], bias: float) -> nn.Linear:
-    layer = nn.Linear(len(weight), 1)
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor([weight]))
-        layer.bias.fill_(bias)
-    return layer
-
-
-def label_cases() -> list[tuple[str, nn.Module, torch.Tensor, float | None]]:
-    """(description, model, X, threshold or None for the default), in the order the judge reads them."""
-    boundary = _linear([1.0, 0.0], 0.0)
-    X = torch.tensor([[-2.0, 5.0], [-0.3, 1.0], [0.0, -4.0], [0.0, 7.0], [0.3, 0.0], [2.0, 3.0]])
-    zero = _linear([0.0, 0.0, 0.0], 0.0)  # every logit exactly 0, every probability exactly 0.5
-    cases = [
-        ("predict(model, X) with logits -2, -0.3, 0, 0, 0.3, 2", boundary, X, None),
-        ("predict(model, X) for a model whose logits are all exactly 0 (probability 0.5)", zero,
-         torch.randn(5, 3, generator=torch.Generator().manual_seed(0)), None),
-        ("predict(model, X, threshold=0.5) with logits -2, -0.3, 0, 0, 0.3, 2", boundary, X, 0.5),
-    ]
-    # Probabilities stay well away from these thresholds, so any correct comparison agrees.
-    cases += [(f"predict(model, X, threshold={t})", boundary, X, t) for t in (0.8, 0.2, 0.6, 0.05)]
-    deep = _seeded(11, lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1)))
-    X7 = torch.randn(40, 7, generator=torch.Generator().manual_seed(3)) * 3
-    with torch.no_grad():
-        probs = torch.sigmoid(deep(X7).squeeze(1))
-    for t in (0.5, 0.3, 0.7):
-        cases.append((f"predict(model, X, threshold={t}) for a 2-layer network and 7 features", deep,
-                      X7[(probs - t).abs() > 1e-3], t))
-    cases.append(("predict(model, X) for a single row", deep, X7[:1], None))
-    cases.append(("predict(model, X) for a second model (logits 2, 0.3, 0, 0, -0.3, -2)",
-                  _linear([-1.0, 0.0], 0.0), X, None))
-    return cases
-
-
-def mode_case() -> tuple[nn.Module, torch.Tensor]:
-    """A model with dropout (fresh weights from seed 5) and its rows."""
-    inner = _seeded(5, lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1)))
-    return inner, torch.randn(64, 2, generator=torch.Generator().manual_seed(4)) * 2
-
-
-class _Spy(nn.Module):
-    """Wraps a model and records, for every forward call, its mode, grad mode and input device."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.calls: list[dict] = []
-
-    def forward(self, X):
-        self.calls.append({"training": bool(self.training), "inner_training": bool(self.model.training),
-                           "grad": torch.is_grad_enabled(), "device": X.device.type})
-        return self.model(X)
-
-
 def _observe_mlp(MLP) -> list[dict]:
     cases = []
     for args, width in MLP_CASES:
@@ -213,37 +160,13 @@ def _observe_epoch(train_one_epoch) -> dict:
             "parameters": [encode(p) for p in model.parameters()]}
 
 
-def _predict_call(predict, model, X, threshold=None, **kwargs) -> dict:
-    kwargs = kwargs if threshold is None else {**kwargs, "threshold": threshold}
-    return capture(predict, model, X.clone(), **kwargs)
-
-
-def _observe_labels(predict) -> list[dict]:
-    return [_predict_call(predict, model, X, threshold) for _, model, X, threshold in label_cases()]
-
-
-def _observe_mode(predict) -> dict:
-    inner, X = mode_case()
-    spy = _Spy(inner)
-    spy.train()
-    first = _predict_call(predict, spy, X)
-    forwards = list(spy.calls)
-    observed = {"first": first, "forwards": forwards, "second": _predict_call(predict, spy, X)}
-    if torch.cuda.is_available():
-        spy = _Spy(_seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))))
-        X = torch.randn(10, 3, generator=torch.Generator().manual_seed(6))
-        observed["cuda"] = {"result": _predict_call(predict, spy, X, device="cuda"), "forwards": spy.calls}
-        spy.to("cpu")
-    return observed
-
-
 @_one_thread
 def observe_building_blocks(MLP, TabularDataset, train_one_epoch, predict, **kwargs) -> dict:
     """MLP's layers and logits, TabularDataset's length and item, the parameters after one train_one_epoch,
     and predict's labels (with a spy's record of the forward passes)."""
     return {"mlp": _observe_mlp(MLP), "dataset": _observe_dataset(TabularDataset),
-            "epoch": _observe_epoch(train_one_epoch), "labels": _observe_labels(predict),
-            "mode": _observe_mode(predict)}
+            "epoch": _observe_epoch(train_one_epoch), "labels": inference.observe_predict_labels(predict),
+            "mode": inference.observe_predict_mode(predict)}
 
 
 # Parts B and E: one training run, observed once ----------------------------------------------------

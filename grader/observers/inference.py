@@ -26,7 +26,7 @@ class _Spy(nn.Module):
         return self.model(X)
 
 
-def _linear(weight: list[float], bias: float) -> nn.Linear:
+def fixed_linear(weight: list[float], bias: float) -> nn.Linear:
     layer = nn.Linear(len(weight), 1)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([weight]))
@@ -34,7 +34,7 @@ def _linear(weight: list[float], bias: float) -> nn.Linear:
     return layer
 
 
-def _seeded(seed: int, build):
+def seeded(seed: int, build):
     """`build()` under torch.manual_seed(seed), leaving the kernel's own random state as it was."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -54,13 +54,13 @@ def _keeps_rng(observe):
 
 def _label_cases() -> list[tuple[nn.Module, torch.Tensor, float | None]]:
     """(model, X, threshold or None for the default), in the order the judge expects them."""
-    boundary = _linear([1.0, 0.0], 0.0)
+    boundary = fixed_linear([1.0, 0.0], 0.0)
     X = torch.tensor([[-2.0, 5.0], [-0.3, 1.0], [0.0, -4.0], [0.0, 7.0], [0.3, 0.0], [2.0, 3.0]])
-    zero = _linear([0.0, 0.0, 0.0], 0.0)
+    zero = fixed_linear([0.0, 0.0, 0.0], 0.0)
     X_zero = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
-    deep = _seeded(11, lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1)))
+    deep = seeded(11, lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1)))
     X7 = torch.randn(40, 7, generator=torch.Generator().manual_seed(3)) * 3
-    flipped = _linear([-1.0, 0.0], 0.0)
+    flipped = fixed_linear([-1.0, 0.0], 0.0)
     return [
         (boundary, X, None),
         (zero, X_zero, None),
@@ -87,7 +87,7 @@ def observe_predict_labels(predict, **kwargs) -> dict:
 def observe_predict_mode(predict, **kwargs) -> dict:
     """Two calls of predict on a dropout model left in training mode (and, with a GPU, one with device="cuda"),
     each with the spy's record of its forward passes."""
-    inner = _seeded(5, lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1)))
+    inner = seeded(5, lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1)))
     spy = _Spy(inner)
     spy.train()
     X = torch.randn(64, 2, generator=torch.Generator().manual_seed(4)) * 2
@@ -103,7 +103,7 @@ def observe_predict_mode(predict, **kwargs) -> dict:
 
 
 def _observe_on_gpu(predict) -> dict:
-    spy = _Spy(_seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))))
+    spy = _Spy(seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1))))
     X = torch.randn(10, 3, generator=torch.Generator().manual_seed(6))
     result = _predict_call(predict, spy, X, device="cuda")
     spy.to("cpu")
