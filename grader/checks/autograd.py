@@ -4,8 +4,8 @@ import math
 
 import torch
 
-from grader.checks.report import expect, fail, judged
-from grader.observation import Opaque, decode
+from grader.checks.report import expect, fail, judged, type_name
+from grader.observation import decode
 from grader.observers import autograd as observers
 from grader.observers.autograd import observe_fit_exponent, observe_grad_of, observe_gradient_step
 
@@ -14,10 +14,6 @@ NO_GRAD_HINT = (
     "an in-place update of a leaf tensor that requires grad must run inside `with torch.no_grad():` "
     f"({LECTURE}, 'Switching recording off: torch.no_grad() and detach()')."
 )
-
-
-def _type_name(value) -> str:
-    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
 
 
 def _returned(call: dict, what: str):
@@ -82,7 +78,7 @@ def judge_grad_of(obs: dict, **kwargs) -> None:
                 isinstance(g, torch.Tensor),
                 f"{what} should return a torch.Tensor.",
                 "torch.Tensor",
-                _type_name(g),
+                type_name(g),
                 f"return the .grad of your copy of x ({LECTURE}, 'backward() and .grad').",
             )
             expect(
@@ -251,7 +247,7 @@ def judge_fit_exponent(obs: dict, **kwargs) -> None:
             isinstance(p_hat, float),
             f"{what} should return a Python float.",
             "float",
-            _type_name(p_hat),
+            type_name(p_hat),
             "turn the 0-dim tensor into a number with p.item().",
         )
         p_hat = float(p_hat)

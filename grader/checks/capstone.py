@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from grader.checks import inference
-from grader.checks.report import expect, fail, judged, returned
-from grader.observation import Opaque, decode
+from grader.checks.report import expect, fail, judged, returned, type_name
+from grader.observation import decode
 from grader.observers import capstone as observers
 from grader.observers.capstone import (
     N_FEATURES,
@@ -49,12 +49,8 @@ MLP_HINT = ("return the MLP you trained: nn.Linear layers with a ReLU after ever
             "last, so the raw logit comes out (lecture 03).")
 
 
-def _type_name(value) -> str:
-    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
-
-
 def _head(value, n: int = 3):
-    return value[:n].flatten().tolist() if isinstance(value, torch.Tensor) else _type_name(value)
+    return value[:n].flatten().tolist() if isinstance(value, torch.Tensor) else type_name(value)
 
 
 def _forward(linears: list[tuple[torch.Tensor, torch.Tensor | None]], X: torch.Tensor) -> torch.Tensor:
@@ -125,7 +121,7 @@ def _judge_dataset(observed: dict) -> None:
     for name, value, shape, expected in [("features", features, (3,), X[5]), ("target", target, (1,), [y[5]])]:
         expect(isinstance(value, torch.Tensor) and value.dtype == torch.float32,
                f"the {name} of {what}[5] should be a float32 tensor.", "float32 tensor",
-               getattr(value, "dtype", _type_name(value)), "convert with torch.tensor(..., dtype=torch.float32).")
+               getattr(value, "dtype", type_name(value)), "convert with torch.tensor(..., dtype=torch.float32).")
         expect(tuple(value.shape) == shape, f"the {name} of {what}[5] have the wrong shape.", shape,
                tuple(value.shape), "the target is a (1,) tensor, like the model's (1,) logit per row.")
         expect(np.allclose(value.numpy(), np.asarray(expected, dtype=np.float32)),
@@ -146,7 +142,7 @@ def _judge_epoch(observed: dict) -> None:
         losses.append(loss.item())
     what = "train_one_epoch(model, loader, criterion, optimizer) on 10 rows in batches of 4"
     result = returned(observed["result"], what)
-    expect(isinstance(result, float), f"{what} should return a Python float.", "float", _type_name(result),
+    expect(isinstance(result, float), f"{what} should return a Python float.", "float", type_name(result),
            "return the mean of the per-batch loss.item() values.")
     expect(observed["training"] is True, f"{what} left the model in evaluation mode: it never called model.train().",
            hint="call model.train() at the start of the epoch (lecture 05).")
@@ -184,12 +180,12 @@ def _unpack(observed: dict) -> tuple[torch.Tensor, torch.Tensor]:
            "a tuple of 3", repr(result)[:80])
     model, mean, std = result
     expect(observed.get("module") is True, "the model train_capstone returns should be an nn.Module.", "nn.Module",
-           _type_name(model))
+           type_name(model))
     for name, value in (("mean", mean), ("std", std)):
         expect(isinstance(value, torch.Tensor) and tuple(value.shape) == (N_FEATURES,),
                f"the {name} train_capstone returns should be a tensor of shape ({N_FEATURES},).",
                f"tensor of shape ({N_FEATURES},)",
-               tuple(value.shape) if isinstance(value, torch.Tensor) else _type_name(value),
+               tuple(value.shape) if isinstance(value, torch.Tensor) else type_name(value),
                "return one value per feature column, as a float32 tensor.")
     return mean.to(torch.float64), std.to(torch.float64)
 
@@ -345,7 +341,7 @@ def judge_predict_raw(observed: dict, **kwargs) -> None:
         y_hat = returned(entry, what)
         expect(isinstance(y_hat, torch.Tensor) and y_hat.dtype == torch.int64 and tuple(y_hat.shape) == (n,),
                f"{what} should return int64 labels of shape ({n},).", f"int64 tensor of shape ({n},)",
-               f"{getattr(y_hat, 'dtype', _type_name(y_hat))} {tuple(getattr(y_hat, 'shape', ()))}",
+               f"{getattr(y_hat, 'dtype', type_name(y_hat))} {tuple(getattr(y_hat, 'shape', ()))}",
                "return what your predict returns.")
         X_std = (torch.tensor(X_raw, dtype=torch.float32) - mean) / std
         expected = inference.reference_labels(model, X_std, 0.5)
@@ -402,7 +398,7 @@ def judge_checkpoint(observed: dict, **kwargs) -> None:
            "a tuple of 3", repr(result)[:80])
     loaded, loaded_mean, loaded_std = result
     expect(observed.get("loaded_module") is True, "the model load_checkpoint returns should be an nn.Module.",
-           "nn.Module", _type_name(loaded))
+           "nn.Module", type_name(loaded))
     found = returned(observed["loaded_logits"], "the model load_checkpoint returns, on the saved model's rows,")
     same = (isinstance(saved, torch.Tensor) and isinstance(found, torch.Tensor) and saved.shape == found.shape
             and torch.allclose(found.double(), saved.double(), atol=1e-6)
@@ -413,7 +409,7 @@ def judge_checkpoint(observed: dict, **kwargs) -> None:
         expect(isinstance(value, torch.Tensor) and value.shape == expected.shape
                and torch.allclose(value.float(), expected),
                f"load_checkpoint returned a different {name} from the one saved.", expected[:3].tolist(),
-               value[:3].tolist() if isinstance(value, torch.Tensor) else _type_name(value),
+               value[:3].tolist() if isinstance(value, torch.Tensor) else type_name(value),
                "save the mean and std in the same file as the weights, and return them from load_checkpoint.")
 
 

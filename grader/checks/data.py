@@ -8,8 +8,8 @@ them, value for value.
 import numpy as np
 import torch
 
-from grader.checks.report import expect, fail, judged, returned
-from grader.observation import Opaque, decode
+from grader.checks.report import expect, fail, judged, returned, type_name
+from grader.observation import decode
 from grader.observers.data import (
     CASES,
     FLOAT32_CASE,
@@ -22,10 +22,6 @@ from grader.observers.data import (
 )
 
 LECTURE = "lecture 04"
-
-
-def _type_name(value) -> str:
-    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
 
 
 def _expect_built(record: dict, what: str) -> None:
@@ -80,7 +76,7 @@ def _expect_item(record: dict, X: np.ndarray, y: np.ndarray, i: int, what: str) 
                 f"({LECTURE}, '3. `torch.from_numpy` pitfalls').",
             )
         expect(isinstance(value, torch.Tensor), f"{where} returned {name} that is not a tensor.", "torch.Tensor",
-               _type_name(value))
+               type_name(value))
     if tuple(features.shape) == (1,) and tuple(target.shape) == (n_features,) and n_features != 1:
         fail(f"{where} returned the target first and the features second.",
              f"features {(n_features,)}, target (1,)", f"{tuple(features.shape)}, {tuple(target.shape)}",
@@ -157,7 +153,7 @@ def judge_loader_batches(obs: dict, **kwargs) -> None:
         batches = decode(record["batches"]["value"])
         sizes = [min(batch_size, n_samples - k) for k in range(0, n_samples, batch_size)]
         expect(isinstance(batches, list) and len(batches) == len(sizes), f"{what} gave the wrong number of batches.",
-               len(sizes), len(batches) if isinstance(batches, list) else _type_name(batches),
+               len(sizes), len(batches) if isinstance(batches, list) else type_name(batches),
                "the DataLoader asks len(dataset) how many samples there are: __len__ must return the number of rows.")
         first = batches[0]
         if isinstance(first, dict):
@@ -166,7 +162,7 @@ def judge_loader_batches(obs: dict, **kwargs) -> None:
             expect(isinstance(batch, (tuple, list)) and len(batch) == 2, f"{what} did not give (X, y) pairs.",
                    "2 tensors per batch", f"{len(batch)} items per batch" if hasattr(batch, "__len__") else batch)
             expect(all(isinstance(part, torch.Tensor) for part in batch), f"{what} gave batches that are not tensors.",
-                   "torch.Tensor", ", ".join(_type_name(part) for part in batch),
+                   "torch.Tensor", ", ".join(type_name(part) for part in batch),
                    "return tensors (or NumPy arrays) from __getitem__, which the DataLoader stacks.")
         seen_x, seen_y = [], []
         for (X_batch, y_batch), size in zip(batches, sizes, strict=True):

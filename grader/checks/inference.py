@@ -11,8 +11,7 @@ import math
 import torch
 from torch import nn
 
-from grader.checks.report import expect, fail, judged, returned
-from grader.observation import Opaque
+from grader.checks.report import expect, fail, judged, returned, type_name
 from grader.observers.inference import (
     fixed_linear,
     observe_precision_recall,
@@ -32,10 +31,6 @@ def reference_labels(model: nn.Module, X: torch.Tensor, threshold: float) -> tor
     model.eval()
     with torch.no_grad():
         return (torch.sigmoid(model(X)).squeeze(1) >= threshold).long()
-
-
-def _type_name(value) -> str:
-    return value.type_name if isinstance(value, Opaque) else type(value).__name__
 
 
 def _entries(observed, key: str, count: int, what: str) -> list[dict]:
@@ -58,7 +53,7 @@ def _labels(entry: dict, n: int, what: str) -> torch.Tensor:
         isinstance(y_hat, torch.Tensor),
         f"{what} should return a torch.Tensor of labels.",
         "torch.Tensor",
-        _type_name(y_hat),
+        type_name(y_hat),
         f"build the labels with tensor operations and return the tensor "
         f"({LECTURE}, 'From logits to probabilities to labels').",
     )
@@ -257,7 +252,7 @@ def _judge_on_gpu(observed: dict) -> None:
            "move the model and X with .to(device).")
     expect(isinstance(y_hat, torch.Tensor) and y_hat.observed["device"] == "cpu",
            f"{what} returned labels that are not on the CPU.", "cpu",
-           y_hat.observed["device"] if isinstance(y_hat, torch.Tensor) else _type_name(y_hat), "finish with .cpu().")
+           y_hat.observed["device"] if isinstance(y_hat, torch.Tensor) else type_name(y_hat), "finish with .cpu().")
     _expect_eval_labels(_labels(entry.get("result"), len(X), what), model, X, what)
 
 
@@ -275,9 +270,9 @@ def _expect_pair(result, what):
     for name, value in zip(("precision", "recall"), result, strict=True):
         expect(
             isinstance(value, float),
-            f"{what} returned {name} as {_type_name(value)}, not a Python float.",
+            f"{what} returned {name} as {type_name(value)}, not a Python float.",
             "float",
-            _type_name(value),
+            type_name(value),
             "turn a one-element tensor into a float with .item() or float(...).",
         )
         expect(not math.isnan(value), f"{what} returned {name} = nan.", "0.0 when nothing is counted", value,

@@ -8,8 +8,8 @@ the observer recorded and recomputes the logits and gradients, so a model only p
 import torch
 from torch import nn
 
-from grader.checks.report import expect, fail, judged, returned
-from grader.observation import Opaque, decode
+from grader.checks.report import expect, fail, judged, returned, type_name
+from grader.observation import decode
 from grader.observers.nn_module import (
     FORWARD_CASES,
     PARAMETER_CASES,
@@ -31,10 +31,6 @@ GRAD_CLOSE = {"rtol": 1e-3, "atol": 1e-5}
 
 def _label(in_features, hidden, out_features) -> str:
     return f"MLP(in_features={in_features}, hidden={hidden}, out_features={out_features})"
-
-
-def _type_name(value) -> str:
-    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
 
 
 def _built(record: dict, in_features, hidden, out_features) -> tuple[dict, str]:
@@ -221,7 +217,7 @@ def _judge_case(record: dict, in_features, hidden, out_features, seed) -> None:
         what = f"{label} called on X of shape {(n, in_features)}"
         call = record["calls"][k]
         out = returned(call, what)
-        expect(isinstance(out, torch.Tensor), f"{what} should return a tensor.", "torch.Tensor", _type_name(out))
+        expect(isinstance(out, torch.Tensor), f"{what} should return a tensor.", "torch.Tensor", type_name(out))
         expect(torch.equal(decode(call["input_after"]), X), f"{what} changed its input X.",
                hint="compute new tensors, not in place.")
         expect(
@@ -319,7 +315,7 @@ def judge_count_parameters(obs: dict, **kwargs) -> None:
             isinstance(result, int) and not isinstance(result, bool),
             f"{what} should return a Python int.",
             "int",
-            _type_name(result),
+            type_name(result),
             "add up p.numel() (an int) for each parameter; call .item() if you summed tensors.",
         )
         expect(

@@ -110,3 +110,10 @@ def judged(observe: Callable, judge: Callable) -> Callable:
     check.__name__ = check.__qualname__ = judge.__name__.replace("judge_", "check_", 1)
     check.observe, check.judge = observe, judge
     return check
+
+
+def type_name(value: Any) -> str:
+    """The class name of a value a judge decoded; an `Opaque` keeps the original object's."""
+    if isinstance(value, observation.Opaque):
+        return value.type_name.rsplit(".", 1)[-1]
+    return type(value).__name__

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import torch
 
-from grader.checks.report import expect, judged, returned
+from grader.checks.report import expect, judged, returned, type_name
 from grader.observation import Opaque, decode
 from grader.observers import tensors as observers
 from grader.observers.tensors import (
@@ -19,16 +19,12 @@ from grader.observers.tensors import (
 LECTURE = "lecture 01"
 
 
-def _type_name(value) -> str:
-    return value.type_name.rsplit(".", 1)[-1] if isinstance(value, Opaque) else type(value).__name__
-
-
 def _expect_tensor(value, what: str) -> None:
     expect(
         isinstance(value, torch.Tensor),
         f"{what} should return a torch.Tensor.",
         expected="torch.Tensor",
-        found=_type_name(value),
+        found=type_name(value),
         hint=f"build the result with torch functions ({LECTURE}, 'Creating tensors').",
     )
 
@@ -166,7 +162,7 @@ def judge_pick_device(obs: dict, **kwargs) -> None:
             kind is not None,
             "pick_device() should return a torch.device.",
             "torch.device",
-            _type_name(device),
+            type_name(device),
             "wrap the name: torch.device('cuda') or torch.device('cpu').",
         )
         expect(

@@ -19,7 +19,7 @@ import math
 import torch
 
 from grader import observation
-from grader.checks.report import expect, fail, judged, returned
+from grader.checks.report import expect, fail, judged, returned, type_name
 from grader.observers.training import (
     EVALUATE_RUNS,
     FIT_EPOCHS,
@@ -175,12 +175,6 @@ def _loss_hint(result, losses, loader, name):
             f"({LECTURE}, '3. One epoch: a pass over the whole training loader').")
 
 
-def _type_name(value) -> str:
-    if isinstance(value, observation.Opaque):
-        return value.type_name.rsplit(".", 1)[-1]
-    return type(value).__name__
-
-
 def _expect_float(result, what):
     if isinstance(result, torch.Tensor):
         grad_fn = result.observed["grad_fn"]
@@ -189,8 +183,8 @@ def _expect_float(result, what):
         fail(f"{what} returned a torch.Tensor{graph}, not a Python float.", "float", found,
              "append loss.item() (a float) for each batch, not loss: keeping the tensors keeps every batch's "
              "graph in memory, and the result must be a plain number.")
-    expect(isinstance(result, float), f"{what} returned a {_type_name(result)}, not a Python float.", "float",
-           _type_name(result), "return a float such as sum(losses) / len(losses) of loss.item() values.")
+    expect(isinstance(result, float), f"{what} returned a {type_name(result)}, not a Python float.", "float",
+           type_name(result), "return a float such as sum(losses) / len(losses) of loss.item() values.")
     expect(math.isfinite(result), f"{what} returned {result}.", "a finite mean loss", result)
 
 
