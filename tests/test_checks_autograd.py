@@ -4,19 +4,11 @@ import json
 
 import pytest
 import torch
+from check_helpers import fails_with as _fails_with
 
 from grader import observation
 from grader.checks import autograd
 from grader.checks.report import CheckFailed
-
-
-def _fails_with(check, candidate, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        check(candidate)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"message lacks {fragment!r}:\n{failure.value}"
-    return str(failure.value)
-
 
 # grad_of -----------------------------------------------------------------------------------------
 

@@ -5,25 +5,16 @@ import json
 import numpy as np
 import pytest
 import torch
+from check_helpers import fails_with as _fails_with
 from mutant_bank.bank_04_data import CORRECT_CELLS, MISTAKES
+from mutant_bank.grading import reference_answers
 from torch.utils.data import Dataset
 
 from grader.checks import data
 from grader.checks.report import CheckFailed
 from grader.observation import as_json, decode, encode
 
-REFERENCE = """
-class TabularDataset(Dataset):
-    def __init__(self, X, y):
-        self.X = torch.tensor(X, dtype=torch.float32)
-        self.y = torch.tensor(y, dtype=torch.float32).reshape(-1, 1)
-
-    def __len__(self):
-        return len(self.X)
-
-    def __getitem__(self, i):
-        return self.X[i], self.y[i]
-"""
+REFERENCE = reference_answers("04_data")["tabular_dataset"]
 
 
 def _load(source):
@@ -33,14 +24,6 @@ def _load(source):
                  "X_train": rng.normal(size=(426, 30)), "y_train": rng.integers(0, 2, 426)}
     exec(source, namespace)
     return namespace["TabularDataset"]
-
-
-def _fails_with(check, candidate, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        check(candidate)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"message lacks {fragment!r}:\n{failure.value}"
-    return str(failure.value)
 
 
 @pytest.mark.parametrize("name", ["reference", *CORRECT_CELLS])

@@ -8,20 +8,12 @@ import time
 
 import pytest
 import torch
+from check_helpers import fails_with as _fails_with
 
 from grader import observation
 from grader.checks import inference
 from grader.checks.report import CheckFailed
 from grader.observers import inference as observers
-
-
-def _fails_with(check, candidate, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        check(candidate)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"message lacks {fragment!r}:\n{failure.value}"
-    return str(failure.value)
-
 
 # predict: right ---------------------------------------------------------------------------------
 

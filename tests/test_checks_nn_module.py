@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import fails_with as _fails_with
 from torch import nn
 
 from grader.checks import nn_module
@@ -13,14 +14,6 @@ from grader.observation import as_json, decode, encode
 from grader.observers import nn_module as nn_observers
 
 MLP_CHECKS = [nn_module.check_mlp_parameters, nn_module.check_mlp_forward, nn_module.check_mlp_sizes]
-
-
-def _fails_with(check, candidate, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        check(candidate)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"message lacks {fragment!r}:\n{failure.value}"
-    return str(failure.value)
 
 
 # correct MLPs ------------------------------------------------------------------------------------

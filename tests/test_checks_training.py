@@ -15,6 +15,7 @@ from mutant_bank.bank_05_training_loop import (
     TRAIN_MISTAKES,
     source,
 )
+from mutant_bank.grading import reference_answers
 from torch import nn
 
 from grader import observation
@@ -22,28 +23,8 @@ from grader.checks import training
 from grader.checks.report import CheckFailed
 from grader.observation import as_json
 
-REFERENCE_TRAIN = TRAIN + """
-    model.train()
-    losses = []
-    for X, y in loader:
-        X, y = X.to(device), y.to(device)
-        optimizer.zero_grad()
-        loss = criterion(model(X), y)
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
-    return sum(losses) / len(losses)
-"""
-REFERENCE_EVALUATE = EVALUATE + """
-    model.eval()
-    losses = []
-    with torch.no_grad():
-        for X, y in loader:
-            X, y = X.to(device), y.to(device)
-            losses.append(criterion(model(X), y).item())
-    return sum(losses) / len(losses)
-"""
-
+REFERENCE_TRAIN = reference_answers("05_training_loop")["train_one_epoch"]
+REFERENCE_EVALUATE = reference_answers("05_training_loop")["evaluate"]
 
 def _notebook():
     """What the notebook's globals hold when the answer cells run: a trained model, its optimizer, a loader."""
