@@ -144,13 +144,3 @@ def test_zip_entries_cannot_escape(tmp_path):
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert written == ["download.zip", "x/jdoe_01_tensors.ipynb"], written
     assert out == (tmp_path / "x").resolve()
-
-
-def test_lms_download_names_map_to_students_and_assignments(tmp_path):
-    """Are LMS file names (student id first, renamed copies too) mapped to the right rows?"""
-    for name in ["jdoe_01_tensors.ipynb", "asmith_12345_Copy of 01_tensors.ipynb", "notes.txt"]:
-        (tmp_path / name).write_text("{}")
-    found = {(s.student, s.assignment): [f.name for f in s.files]
-             for s in intake.collect(tmp_path, {"01_tensors", "02_autograd"}, tmp_path / "scratch")}
-    assert found == {("asmith", "01_tensors"): ["asmith_12345_Copy of 01_tensors.ipynb"],
-                     ("jdoe", "01_tensors"): ["jdoe_01_tensors.ipynb"]}

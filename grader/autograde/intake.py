@@ -1,31 +1,49 @@
 """Find every student's notebook for every assignment, whatever shape the hand-in came in.
 
-Three shapes are understood:
+The hand-in is a folder or a .zip, and each notebook in it is placed by the first layout its path
+fits (a download may mix them):
+  * Moodle: a folder per student `John Smith_123_assignsubmission_file_/<file>`, or the same prefix
+    on the file name; the student is `john_smith_123` and the gradebook gets the name;
+  * Blackboard: `<Assignment>_<username>_attempt_<YYYY-MM-DD-HH-MM-SS>_<file>`; the latest attempt counts;
+  * Canvas: `<lastfirst>_[LATE_]<user id>_<submission id>_<file>`; the student is `<lastfirst>_<user id>`;
   * nbgrader's layout: `<student_id>/<assignment>/<notebook>.ipynb`;
-  * an LMS download: a folder (or a .zip of one) of files whose names carry the student id, in
-    nbgrader's zip_collect convention: a regular expression with `student_id` and `file_id` groups;
-  * a .zip holding nbgrader's layout.
-A zip entry can never write outside its destination, and nothing given is ever modified.
+  * the course's own convention: `<student_id>_<notebook>.ipynb`, where the id is everything before
+    the notebook's name, so `john_smith_05_training_loop.ipynb` belongs to `john_smith`.
+`--filename-regex` (nbgrader zip_collect's `student_id`/`file_id` groups, matched against the path
+inside the hand-in, then the file name) replaces these rules for any other convention.
+
+Every .ipynb found is accounted for: placed with a student and an assignment, or ignored with its
+reason. A zip entry can never write outside its destination, and nothing given is ever modified.
 """
 
+import csv
 import re
 import shutil
 import stat
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
+from grader import course
 
-# Canvas-style names: "<student_id>_<anything>", e.g. "jdoe42_late_1234_05_training_loop.ipynb".
-DEFAULT_FILENAME_REGEX = r".*?(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>.*\.ipynb)$"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ZIP_BYTES = 2 * 2**30
 MAX_ZIP_ENTRIES = 100_000
+INTAKE_CSV = "intake.csv"
+
+MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<number>\d+)_assign(?:submission|feedback)_[a-z]+_$")
+MOODLE_FILE = re.compile(r"^(?P<name>.+?)_(?P<number>\d+)_assignsubmission_[a-z]+_(?P<file>.+)$")
+BLACKBOARD = re.compile(
+    r"^(?P<label>.+)_(?P<user>[^_/]+)_attempt_(?P<when>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)_(?P<file>.+)$")
+CANVAS = re.compile(r"^(?P<name>[a-z0-9]+)_(?:late_)?(?P<user>\d+)_\d+_(?P<file>.+)$", re.IGNORECASE)
+# What students and LMSs put between an id and the notebook's name: "jdoe_Copy of 05_...".
+COPY_PREFIX = re.compile(r"(?i)[\s_-]*(copy of)?[\s_-]*$")
+NOISE_FOLDERS = {"__MACOSX", ".ipynb_checkpoints"}
 
 
 class IntakeError(ValueError):
-    """The hand-in as a whole cannot be read (a bad zip, an unknown layout)."""
+    """The hand-in as a whole cannot be read (no such path, a bad zip, nothing to grade)."""
 
 
 @dataclass
@@ -34,6 +52,35 @@ class Submission:
     assignment: str
     files: list[Path] = field(default_factory=list)  # every .ipynb handed in for this assignment
     notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Found:
+    """One .ipynb of the hand-in and what became of it."""
+
+    path: str  # inside the hand-in
+    student: str = ""
+    assignment: str = ""
+    outcome: str = "graded"  # or "ignored"
+    reason: str = ""
+
+
+@dataclass
+class Intake:
+    submissions: list[Submission]
+    found: dict[Path, Found]  # by the file's path on disk
+    names: dict[str, tuple[str, str]]  # student id -> (first, last) where the download gives a name
+
+    def ignore(self, path: Path, reason: str) -> None:
+        self.found[path].outcome, self.found[path].reason = "ignored", reason
+
+    def write_csv(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["path", "student_id", "assignment", "outcome", "reason"])
+            for item in sorted(self.found.values(), key=lambda i: i.path):
+                writer.writerow([item.path, item.student, item.assignment, item.outcome, item.reason])
 
 
 def extract_zip(archive: Path, destination: Path) -> Path:
@@ -60,20 +107,10 @@ def extract_zip(archive: Path, destination: Path) -> Path:
     return destination
 
 
-def _is_nbgrader_layout(root: Path, known: set[str]) -> bool:
-    students = [p for p in root.iterdir() if p.is_dir()]
-    return any(p.is_dir() and p.name in known for student in students for p in student.iterdir())
-
-
-def _from_nbgrader_layout(root: Path, known: set[str]) -> dict[tuple[str, str], Submission]:
-    found = {}
-    for student_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        if not STUDENT_ID.match(student_dir.name):
-            continue
-        for assignment_dir in sorted(p for p in student_dir.iterdir() if p.is_dir() and p.name in known):
-            files = sorted(p for p in assignment_dir.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-            found[student_dir.name, assignment_dir.name] = Submission(student_dir.name, assignment_dir.name, files)
-    return found
+def slug(name: str) -> str:
+    """A student id from a person's name: `José Pérez` -> `jose_perez`."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "_".join(re.findall(r"[a-z0-9]+", ascii_name.lower()))
 
 
 def _assignment_of(name: str, known: set[str]) -> str | None:
@@ -81,45 +118,128 @@ def _assignment_of(name: str, known: set[str]) -> str | None:
     return max(matches, key=len) if matches else None
 
 
-def _from_downloads(root: Path, known: set[str], filename_regex: str) -> dict[tuple[str, str], Submission]:
-    collector = FileNameCollectorPlugin(named_regexp=filename_regex)
-    found: dict[tuple[str, str], Submission] = {}
-    for path in sorted(root.rglob("*.ipynb")):
-        if ".ipynb_checkpoints" in path.parts:
-            continue
-        info = collector.collect(path.name)
-        if not info or not STUDENT_ID.match(info["student_id"]):
-            continue
-        assignment = _assignment_of(info["file_id"], known)
-        if assignment is None and len(known) == 1:
-            assignment = next(iter(known))
+class _Placer:
+    """Decides, for one notebook's path inside the hand-in, whose it is and for which assignment."""
+
+    def __init__(self, known: set[str], filename_regex: str | None, single_assignment: bool):
+        self.known = known
+        self.collector = None
+        if filename_regex:
+            from nbgrader.plugins.zipcollect import FileNameCollectorPlugin  # seconds to import: only when asked
+
+            self.collector = FileNameCollectorPlugin(named_regexp=filename_regex)
+        self.single = next(iter(known)) if single_assignment and len(known) == 1 else None
+        self.names: dict[str, tuple[str, str]] = {}
+
+    def place(self, relative: Path) -> tuple[str, str, str, str]:
+        """(student, assignment, attempt, reason why not): attempt orders resubmissions, reason is set when
+        the file cannot be placed."""
+        if self.collector:
+            info = self.collector.collect(relative.as_posix()) or self.collector.collect(relative.name)
+            if not info:
+                return "", "", "", "its path does not match --filename-regex"
+            return self._checked(info["student_id"], info["file_id"], "")
+        if len(relative.parts) >= 2 and (moodle := MOODLE_FOLDER.match(relative.parts[-2])):
+            return self._moodle(moodle["name"], moodle["number"], relative.name)
+        if moodle := MOODLE_FILE.match(relative.name):
+            return self._moodle(moodle["name"], moodle["number"], moodle["file"])
+        if blackboard := BLACKBOARD.match(relative.name):
+            return self._checked(blackboard["user"], blackboard["file"], blackboard["when"])
+        canvas = CANVAS.match(relative.name)
+        if canvas and _assignment_of(canvas["file"], self.known):
+            return self._checked(f"{canvas['name']}_{canvas['user']}", canvas["file"], "")
+        if len(relative.parts) >= 3 and relative.parts[-2] in course.assignments():
+            return self._checked(relative.parts[-3], relative.name, "", assignment=relative.parts[-2])
+        return self._course_convention(relative.name)
+
+    def _moodle(self, full_name: str, number: str, file: str) -> tuple[str, str, str, str]:
+        student = f"{slug(full_name)}_{number}"
+        first, _, last = full_name.strip().partition(" ")
+        self.names[student] = (first, last)
+        return self._checked(student, file, "")
+
+    def _course_convention(self, file: str) -> tuple[str, str, str, str]:
+        assignment = _assignment_of(file, self.known)
         if assignment is None:
-            continue
-        key = (info["student_id"], assignment)
-        found.setdefault(key, Submission(*key)).files.append(path)
-    return found
+            # Named after no assignment ("jdoe_homework.ipynb"): the id ends at the first "_".
+            return self._checked(file.partition("_")[0] if "_" in file else "", file, "")
+        prefix = COPY_PREFIX.sub("", file[:file.index(assignment)])
+        if not prefix:
+            return "", "", "", f"no student id before {assignment!r} in the file name"
+        return self._checked(prefix if STUDENT_ID.match(prefix) else slug(prefix), file, "", assignment)
+
+    def _checked(self, student: str, file: str, attempt: str, assignment: str | None = None):
+        other = assignment or _assignment_of(file, set(course.assignments()))
+        if other and other not in self.known:
+            return "", "", "", f"{other} is not being graded in this run"
+        assignment = other or self.single
+        if assignment is None:
+            names = ", ".join(sorted(self.known))
+            return "", "", "", (f"its name names no assignment being graded ({names}); give --assignment NAME "
+                                "when a download holds one assignment")
+        if not STUDENT_ID.match(student):
+            return "", "", "", f"{student!r} is not a usable student id (letters, digits, '.', '_', '-')"
+        return student, assignment, attempt, ""
 
 
-def collect(
-    source: Path, known: set[str], scratch: Path, filename_regex: str = DEFAULT_FILENAME_REGEX
-) -> list[Submission]:
-    """Every (student, assignment) in the hand-in, with a `missing` entry for each gap.
+def check_inputs(submissions: Path, assignments: list[str] | None) -> None:
+    """What can be said about the command line at once, before anything slow starts."""
+    valid = course.assignments()
+    unknown = sorted(set(assignments or []) - set(valid))
+    if unknown:
+        raise IntakeError(f"no assignment named {', '.join(unknown)}; the course has: {', '.join(valid)}")
+    if not Path(submissions).exists():
+        raise IntakeError(f"{submissions} does not exist: give the folder or zip of hand-ins")
+    if Path(submissions).is_dir() and not any(Path(submissions).rglob("*.ipynb")):
+        raise IntakeError(f"no notebook (.ipynb) found in {submissions}")
 
-    `known` are the assignments to grade. A student who handed in some but not all of them gets
-    an empty Submission for the others, so nobody silently disappears from grades.csv.
+
+def collect(source: Path, known: set[str], scratch: Path, filename_regex: str | None = None,
+            single_assignment: bool = False) -> Intake:
+    """Every (student, assignment) in the hand-in, with an empty Submission for each gap, and what became
+    of every notebook found.
+
+    `known` are the assignments to grade (`single_assignment`: the instructor named exactly one, so a
+    notebook whose name names none is taken to be that one). A student who handed in some but not all
+    of them gets an empty Submission for the others, so nobody silently disappears from grades.csv.
     """
     source = Path(source)
+    if not source.exists():
+        raise IntakeError(f"{source} does not exist")
     if source.is_file() and zipfile.is_zipfile(source):
         source = extract_zip(source, scratch / "unzipped")
-    if not source.is_dir():
+    elif not source.is_dir():
         raise IntakeError(f"{source} is neither a folder nor a zip file")
-    students = set()
-    if _is_nbgrader_layout(source, known):
-        found = _from_nbgrader_layout(source, known)
-        # A student folder with nothing usable in it is still a student who handed in nothing.
-        students = {p.name for p in source.iterdir() if p.is_dir() and STUDENT_ID.match(p.name)}
-    else:
-        found = _from_downloads(source, known, filename_regex)
-    students = sorted(students | {student for student, _ in found})
+    placer = _Placer(known, filename_regex, single_assignment)
+    intake = Intake([], {}, placer.names)
+    placed: dict[tuple[str, str], dict[str, list[Path]]] = {}  # (student, assignment) -> attempt -> files
+    for path in sorted(source.rglob("*.ipynb")):
+        relative = path.relative_to(source)
+        intake.found[path] = Found(relative.as_posix())
+        if NOISE_FOLDERS & set(relative.parts) or relative.name.startswith("._"):
+            intake.ignore(path, "an editor's or archiver's copy, not a hand-in")
+            continue
+        if not path.is_file():
+            intake.ignore(path, "not a file")
+            continue
+        student, assignment, attempt, reason = placer.place(relative)
+        if reason:
+            intake.ignore(path, reason)
+            continue
+        intake.found[path].student, intake.found[path].assignment = student, assignment
+        placed.setdefault((student, assignment), {}).setdefault(attempt, []).append(path)
+    found = {}
+    for key, attempts in placed.items():
+        latest = max(attempts)
+        for attempt, files in attempts.items():
+            for path in files if attempt != latest else []:
+                intake.ignore(path, f"superseded by the later attempt of {latest}")
+        found[key] = Submission(*key, attempts[latest])
+    # A student folder of nbgrader's layout with nothing usable in it is still a student who handed in nothing.
+    students = {s for s, _ in found}
+    if any(p.is_dir() and p.name in known for d in source.iterdir() if d.is_dir() for p in d.iterdir()):
+        students |= {p.name for p in source.iterdir() if p.is_dir() and STUDENT_ID.match(p.name)
+                     and not MOODLE_FOLDER.match(p.name)}
     wanted = sorted({a for _, a in found} if found else known)
-    return [found.get((s, a)) or Submission(s, a) for s in students for a in wanted]
+    intake.submissions = [found.get((s, a)) or Submission(s, a) for s in sorted(students) for a in wanted]
+    return intake

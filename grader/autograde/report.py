@@ -46,18 +46,30 @@ class Timing:
     wall_seconds: float  # executing, all workers together
     per_notebook_seconds: list[float]
     phases: dict[str, float] = field(default_factory=dict)  # prepare, execute, record, feedback
+    resumed: list[str] = field(default_factory=list)  # student/assignment graded before and unchanged: skipped
 
     def save(self, out: Path) -> None:
         (Path(out) / TIMING_JSON).write_text(json.dumps(asdict(self), indent=1))
 
 
-def summary(rows: list[Row], timing: Timing | None, warnings: list[str]) -> str:
+def summary(rows: list[Row], timing: Timing | None, warnings: list[str], ignored: list[tuple[str, str]]) -> str:
+    """The one screen at the end of a run; `ignored` are the (path, reason) of notebooks not graded."""
     lines = []
     for warning in warnings:
         lines.append(f"WARNING: {warning}")
     statuses = Counter(r.status for r in rows)
     lines.append(f"{len(rows)} submissions: {statuses.get('ok', 0)} graded cleanly"
                  + "".join(f", {n} {status}" for status, n in sorted(statuses.items()) if status != "ok"))
+    if timing and timing.resumed:
+        shown = ", ".join(timing.resumed[:10]) + (f" and {len(timing.resumed) - 10} more" if len(timing.resumed) > 10
+                                                  else "")
+        lines.append(f"resumed: {len(timing.resumed)} graded before and unchanged since, not regraded "
+                     f"(--force regrades them): {shown}")
+    if ignored:
+        lines.append(f"ignored {len(ignored)} notebook(s) of the hand-in (all are listed in intake.csv):")
+        lines += [f"  {path}: {reason}" for path, reason in ignored[:20]]
+        if len(ignored) > 20:
+            lines.append(f"  ... and {len(ignored) - 20} more")
     if timing and timing.notebooks:
         lines.append(f"executed {timing.notebooks} notebooks in {timing.wall_seconds:.0f} s "
                      f"(median {statistics.median(timing.per_notebook_seconds):.1f} s each); "

@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters.autograde import Autograde
+from nbgrader.coursedir import CourseDirectory
 from tqdm.auto import tqdm
 
 from grader import course, notebooks, release
@@ -161,16 +162,21 @@ def _grading_config(out: Path, db_url: str | None, autograded: Path | None):
     return config
 
 
-def _prepare(handed_in, previous, limits, config, db_url, work):
+def _prepare(taken: intake.Intake, previous, limits, config, db_url, work):
     """Preflight and sanitise every submission not graded before; returns (resumed rows, pending, jobs)."""
     resumed, pending, jobs = {}, {}, []
     released = {path.relative_to(course.EXERCISES).with_suffix("").as_posix(): notebooks.read(path)
                 for path in course.exercise_paths()}
-    for submission in handed_in:
+    for submission in taken.submissions:
         key = (submission.student, submission.assignment)
         expected = sorted(p.stem for p in (course.SOLUTIONS / submission.assignment).glob("*.ipynb"))
         prepared = []
-        for name, (path, note) in preflight.choose_files(submission.files, expected).items():
+        chosen = preflight.choose_files(submission.files, expected)
+        for path in set(submission.files) - {path for path, _ in chosen.values()}:
+            graded = ", ".join(sorted(p.name for p, _ in chosen.values() if p))
+            taken.ignore(path, f"another file was graded for this assignment ({graded or 'none'})"
+                         if graded else f"matches none of the assignment's notebooks ({', '.join(expected)})")
+        for name, (path, note) in chosen.items():
             item = preflight.prepare(path, name, limits.max_submission_bytes,
                                      released.get(f"{submission.assignment}/{name}"))
             item.notes = ([note] if note else []) + item.notes
@@ -234,40 +240,81 @@ def _record(nbgrader, pending, by_key, autograded_root: Path, since: float, db_u
             _record_zero(db_url, course_id, student, assignment)
 
 
+def _take_in(submissions: Path, known: list[str], single: bool, out: Path, filename_regex: str | None):
+    """Read the hand-in and account for every notebook in OUT/intake.csv; refuse a hand-in with nothing to grade."""
+    taken = intake.collect(Path(submissions), set(known), out / "work", filename_regex, single_assignment=single)
+    taken.write_csv(out / intake.INTAKE_CSV)
+    if not taken.found and not taken.submissions:
+        raise intake.IntakeError(f"no notebook (.ipynb) found in {submissions}")
+    if not any(s.files for s in taken.submissions):
+        reasons = sorted({f.reason for f in taken.found.values()})
+        raise intake.IntakeError(
+            f"{len(taken.found)} notebook(s) found in {submissions} but none could be placed with a student and "
+            f"an assignment: {'; '.join(reasons)}. Each is listed in {out / intake.INTAKE_CSV}")
+    return taken
+
+
+def _record_names(db_url: str, course_id: str, names: dict[str, tuple[str, str]]) -> None:
+    """Names a download gives (Moodle's folders) go into the gradebook, where formgrader shows them."""
+    with Gradebook(db_url, course_id=course_id) as gradebook:
+        for student, (first, last) in names.items():
+            gradebook.update_or_create_student(student, first_name=first, last_name=last)
+
+
+def _publish_submitted(work: Path, submitted_root: Path, submissions: Path, pending) -> None:
+    """nbgrader's views count a submission by its folder in the course's submitted/: put each graded one there,
+    unless the hand-in is that folder (never modified)."""
+    given, submitted_root = Path(submissions).resolve(), submitted_root.resolve()
+    if given.is_relative_to(submitted_root) or submitted_root.is_relative_to(given):
+        return
+    for student, assignment in pending:
+        staged = work / "submitted" / student / assignment
+        if staged.is_dir():
+            target = submitted_root / student / assignment
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(staged, target)
+
+
 def autograde_class(
     submissions: Path, out: Path, workers: int, assignments: list[str] | None = None, force: bool = False,
     limits: sandbox.Limits | None = None, db_url: str | None = None, autograded: Path | None = None,
-    filename_regex: str = intake.DEFAULT_FILENAME_REGEX, progress: bool = True,
+    filename_regex: str | None = None, progress: bool = True,
 ) -> list[report.Row]:
     """Grade every submission under `submissions`; returns the rows written to OUT/grades.csv."""
+    intake.check_inputs(submissions, assignments)
     limits = limits or sandbox.Limits()
     out = Path(out).resolve()
     work = out / "work"
-    for stale in ("submitted", "sanitized", "executed"):
+    for stale in ("submitted", "sanitized", "executed", "unzipped"):
         shutil.rmtree(work / stale, ignore_errors=True)  # this run stages only what it grades
     config = _grading_config(out, db_url, autograded)
-    db_url = config.CourseDirectory.db_url or f"sqlite:///{course.ROOT}/gradebook.db"
-    course_id = config.CourseDirectory.course_id
-    autograded_root = Path(config.CourseDirectory.root) / config.CourseDirectory.autograded_directory
+    directory = CourseDirectory(config=config)  # the settings with nbgrader's defaults filled in
+    db_url, course_id = directory.db_url, directory.course_id
+    autograded_root = Path(directory.root) / directory.autograded_directory
     phases: dict[str, float] = {}
     since = clock = time.time()
+    taken = _take_in(submissions, assignments or course.assignments(), len(assignments or []) == 1, out,
+                     filename_regex)
     # Workers import torch and friends while the submissions are being prepared.
     pool_of_workers = [Worker() for _ in range(max(workers, 1))]
     for worker in pool_of_workers:
         worker.start()
+    needed = False  # a failure, or nothing to execute: the workers' import is not worth waiting for
     try:
-        handed_in = intake.collect(Path(submissions), set(assignments or course.assignments()), work, filename_regex)
-        _ensure_assignments(sorted({s.assignment for s in handed_in}), db_url)
+        _ensure_assignments(sorted({s.assignment for s in taken.submissions}), db_url)
+        _record_names(db_url, course_id, taken.names)
         previous = {} if force else report.read_rows(out / report.GRADES_CSV)
-        rows, pending, jobs = _prepare(handed_in, previous, limits, config, db_url, work)
+        rows, pending, jobs = _prepare(taken, previous, limits, config, db_url, work)
+        taken.write_csv(out / intake.INTAKE_CSV)
         phases["prepare"], clock = time.time() - clock, time.time()
         # nbgrader_config.py draws a fresh random tag per run: no cell can be tagged to skip execution.
         hidden = _hidden_paths(submissions, out, autograded_root, db_url) if sandbox.jail_available() else None
         finished = _execute_all(jobs, pool_of_workers, limits, config.Execute.skip_cells_with_tag,
                                 work / "executed", progress, hidden)
+        needed = bool(jobs)
     finally:
         for worker in pool_of_workers:
-            worker.stop()
+            worker.stop() if needed else worker.kill()
     phases["execute"], clock = time.time() - clock, time.time()
     by_key: dict[tuple[str, str], list[Job]] = {}
     for job in finished:
@@ -275,6 +322,8 @@ def autograde_class(
 
     # Only this process writes grades, after every kernel of the run is gone.
     _record(api(config), pending, by_key, autograded_root, since, db_url, course_id)
+    _publish_submitted(work, autograded_root.parent / load_config().CourseDirectory.submitted_directory,
+                       submissions, pending)
     for key, prepared in pending.items():
         problems = [(p.status, p.detail) for p in prepared if p.status != "ok"]
         problems += [(j.status, j.detail) for j in by_key.get(key, []) if j.status != "ok"]
@@ -294,7 +343,8 @@ def autograde_class(
                            f"{assignment} / {item.notebook}: feedback for {student}", row.score, row.max_score,
                            row.status, row.detail)
     phases["feedback"] = time.time() - clock
-    report.Timing(len(jobs), phases["execute"], [j.seconds for j in finished], phases).save(out)
+    resumed = sorted(f"{s}/{a}" for s, a in rows if (s, a) not in pending)
+    report.Timing(len(jobs), phases["execute"], [j.seconds for j in finished], phases, resumed).save(out)
     return ordered
 
 

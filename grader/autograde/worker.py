@@ -234,7 +234,19 @@ class Worker:
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.stdin.close()
-            self.process.wait(timeout=30)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        """Stop the worker and whatever it forked now, without waiting for it to finish a job."""
+        if self.process and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)  # its own session: the group is the worker's
+            except ProcessLookupError:
+                pass
+            self.process.wait()
 
 
 if __name__ == "__main__":
