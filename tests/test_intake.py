@@ -111,3 +111,16 @@ def test_bad_input_is_answered_before_anything_starts(download, tmp_path, given,
     (tmp_path / "empty").mkdir()
     with pytest.raises(intake.IntakeError, match=message.replace("(", r"\(").replace(")", r"\)")):
         intake.check_inputs(tmp_path / given, assignments)
+
+
+def test_a_zip_entry_that_cannot_be_extracted_is_listed_not_fatal(tmp_path):
+    """Does an entry name too long for the file system cost that entry only, listed with its reason?"""
+    import zipfile
+
+    archive = tmp_path / "download.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("jdoe_01_tensors.ipynb", "{}")
+        zf.writestr("y" * 300 + "_01_tensors.ipynb", "{}")
+    taken = intake.collect(archive, KNOWN, tmp_path / "scratch")
+    outcome = {item.path: item.outcome for item in taken.found.values()}
+    assert outcome == {"jdoe_01_tensors.ipynb": "graded", "y" * 300 + "_01_tensors.ipynb": "ignored"}

@@ -125,3 +125,46 @@ def test_observers_hold_no_judge():
         judges = [node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
                   and node.name.startswith(("judge_", "_reference", "reference"))]
         assert not judges, f"{path.name} defines {judges}: reference answers belong to the judge"
+
+
+def test_a_check_without_a_judge_fails_closed():
+    """Does a test cell calling a course check that has no judge score 0, whatever the kernel printed?"""
+    cell = _test_cell([])
+    cell.source = cell.source.replace("check_make_grid", "check_nothing_judges_this")
+    trusted = nbformat.v4.new_notebook(cells=[cell])
+    executed = nbformat.v4.new_notebook(cells=[nbformat.from_dict({**cell, "outputs": [
+        {"output_type": "stream", "name": "stdout", "text": "all tests passed\n"}]})])
+    errors = _errors(judge.apply(executed, trusted).cells[0].outputs)
+    assert len(errors) == 1 and "no judge for tensors.check_nothing_judges_this" in errors[0]["evalue"], errors
+
+
+def test_replay_takes_points_from_the_trusted_notebook_not_the_executed_copy(tmp_path):
+    """Does a forged executed notebook (points 1000, a test turned into markdown) change no score?"""
+    from nbgrader.utils import determine_grade
+
+    from grader.autograde.replay import ReplayExecute, executed_path
+
+    trusted = nbformat.v4.new_notebook(cells=[_test_cell([])])
+    forged = nbformat.v4.new_notebook(cells=[_test_cell([_observation(wrong_grid)])])
+    forged.cells[0].metadata["nbgrader"]["points"] = 1000
+    path = executed_path(tmp_path, "mallory", "01_tensors", "01_tensors")
+    path.parent.mkdir(parents=True)
+    nbformat.write(forged, path)
+    replay = ReplayExecute(executed_directory=str(tmp_path))
+    ids = {"student": "mallory", "assignment": "01_tensors", "notebook": "01_tensors"}
+    replayed, _ = replay.preprocess(trusted, {"nbgrader": ids})
+    assert determine_grade(replayed.cells[0]) == (0, 2), "the executed copy's metadata decided the points"
+
+
+def test_grading_stops_when_nbgrader_would_execute_student_code_itself(monkeypatch, tmp_path):
+    """If nbgrader's Execute step cannot be swapped for the replay, does grading refuse to start?"""
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    from grader.autograde import run
+
+    class RunCells(NbGraderPreprocessor):
+        """A future nbgrader's executing step under another name."""
+
+    monkeypatch.setattr(run, "_nbgrader_default", lambda name: [RunCells])
+    with pytest.raises(RuntimeError, match="cannot be replayed"):
+        run._grading_config(tmp_path, None, None)

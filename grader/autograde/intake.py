@@ -83,9 +83,11 @@ class Intake:
                 writer.writerow([item.path, item.student, item.assignment, item.outcome, item.reason])
 
 
-def extract_zip(archive: Path, destination: Path) -> Path:
-    """Extract safely: no absolute paths, no `..`, no links, bounded size and count."""
+def extract_zip(archive: Path, destination: Path) -> tuple[Path, dict[str, str]]:
+    """Extract safely: no absolute paths, no `..`, no links, bounded size and count. Returns the folder and
+    the entries not written, with the reason."""
     destination = destination.resolve()
+    skipped: dict[str, str] = {}
     try:
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
@@ -95,16 +97,21 @@ def extract_zip(archive: Path, destination: Path) -> Path:
                 target = (destination / member.filename).resolve()
                 mode = member.external_attr >> 16
                 if not target.is_relative_to(destination) or stat.S_ISLNK(mode):
-                    continue  # a path that escapes, or a link: never written
-                if member.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
+                    skipped[member.filename] = "a link, or a path outside the zip's folder: never extracted"
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(member) as source, open(target, "wb") as sink:
-                    shutil.copyfileobj(source, sink)
+                try:
+                    if member.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                        continue
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(member) as source, open(target, "wb") as sink:
+                        shutil.copyfileobj(source, sink)
+                except (OSError, zipfile.BadZipFile, NotImplementedError) as error:
+                    # A name too long for the file system, a corrupt or encrypted entry: this entry only.
+                    skipped[member.filename] = f"could not be extracted ({type(error).__name__}: {error})"[:300]
     except zipfile.BadZipFile as error:
         raise IntakeError(f"{archive.name} is not a readable zip file ({error})") from None
-    return destination
+    return destination, skipped
 
 
 def slug(name: str) -> str:
@@ -206,12 +213,16 @@ def collect(source: Path, known: set[str], scratch: Path, filename_regex: str | 
     source = Path(source)
     if not source.exists():
         raise IntakeError(f"{source} does not exist")
+    skipped: dict[str, str] = {}
     if source.is_file() and zipfile.is_zipfile(source):
-        source = extract_zip(source, scratch / "unzipped")
+        source, skipped = extract_zip(source, scratch / "unzipped")
     elif not source.is_dir():
         raise IntakeError(f"{source} is neither a folder nor a zip file")
     placer = _Placer(known, filename_regex, single_assignment)
     intake = Intake([], {}, placer.names)
+    for name, reason in skipped.items():
+        if name.endswith(".ipynb"):
+            intake.found[source / name] = Found(name, outcome="ignored", reason=reason)
     placed: dict[tuple[str, str], dict[str, list[Path]]] = {}  # (student, assignment) -> attempt -> files
     for path in sorted(source.rglob("*.ipynb")):
         relative = path.relative_to(source)

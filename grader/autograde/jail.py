@@ -100,7 +100,8 @@ def _probe(hidden: str, uid: int) -> None:
     # Only the way down to the Python environment may show (a venv inside the course folder).
     envs = environment_paths()
     leaks = [name for name in visible if not any(env.is_relative_to(Path(hidden) / name) for env in envs)]
-    assert not leaks, f"the hidden folder still shows {leaks[:3]}"
+    if leaks:  # not an assert: `python -O` would remove it and every probe would pass
+        raise SystemExit(f"the hidden folder still shows {leaks[:3]}")
 
 
 @cache

@@ -111,9 +111,12 @@ def apply(executed: NotebookNode, trusted: NotebookNode) -> NotebookNode:
         if not _is_test_cell(source_cell):
             continue
         calls = check_calls(source_cell.source)
-        if not calls or any(judge_for(call) is None for call in calls):
-            continue  # a check that still decides in the kernel (none in this course: see test_hygiene)
-        failure = verdict(cell, calls)
+        if not calls:
+            continue  # an instructor's plain nbgrader test (asserts): nbgrader scores it as it always has
+        unjudged = [call.key for call in calls if judge_for(call) is None]
+        # Fail closed: a course check with no judge would be decided by what the kernel printed.
+        failure = (f"The grader has no judge for {', '.join(unjudged)}, so it cannot be sure of this test: "
+                   "0 points until the instructor fixes the course's checks." if unjudged else verdict(cell, calls))
         kept = [o for o in cell.get("outputs", []) if o.get("output_type") in ("stream", "display_data",
                                                                               "execute_result")
                 and MIME not in o.get("data", {})]

@@ -6,6 +6,7 @@ time in one process. The executing is the slow part, so workers do it in paralle
 everything else (the gradebook, autograded/, formgrader, `nbgrader export`) is nbgrader's own.
 """
 
+import copy
 from pathlib import Path
 
 import nbformat
@@ -35,5 +36,14 @@ class ReplayExecute(NbGraderPreprocessor):
         # Sanitising is deterministic, so the worker ran exactly these cells.
         if [c.source for c in executed.cells] != [c.source for c in nb.cells]:
             raise ReplayMismatch(f"{path} does not match the sanitised submission it should replay")
+        # Only what the kernel produced comes from the executed copy, which the student's code could rewrite:
+        # points, grade ids and cell types stay those of the trusted notebook nbgrader restored.
+        replayed = copy.deepcopy(nb)
+        for cell, ran in zip(replayed.cells, executed.cells, strict=True):
+            if cell.cell_type == "code":
+                outputs = ran.get("outputs", [])
+                cell.outputs = outputs if isinstance(outputs, list) else []
+                count = ran.get("execution_count")
+                cell.execution_count = count if isinstance(count, int) else None
         # The verdicts: decided here, in the trusted process, from the observations the kernel made.
-        return judge.apply(executed, nb), resources
+        return judge.apply(replayed, nb), resources

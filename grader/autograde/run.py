@@ -159,6 +159,11 @@ def _grading_config(out: Path, db_url: str | None, autograded: Path | None):
         ReplayExecute if p.__name__ == "Execute" else p for p in _nbgrader_default("autograde_preprocessors")
     ]
     config.ReplayExecute.executed_directory = str(work / "executed")
+    steps = config.Autograde.autograde_preprocessors
+    if ReplayExecute not in steps or any(p.__name__ == "Execute" for p in steps):
+        # Fail closed: without the swap nbgrader would run student code itself, unjailed, and score what it printed.
+        raise RuntimeError(f"this nbgrader's autograde steps ({[p.__name__ for p in steps]}) cannot be replayed: "
+                           "its Execute step was not replaced, so grading stops here")
     return config
 
 
