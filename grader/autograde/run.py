@@ -1,8 +1,10 @@
 """Grade a whole class: preflight every submission, execute in parallel, then let nbgrader
 record every grade, one at a time, in the instructor's gradebook."""
 
+import os
 import queue
 import shutil
+import stat
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -64,16 +66,24 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
     # Without a cgroup, the slot's user is how we find what the submission detached. With one, the cgroup
     # is exact, and a user-wide kill could hit another grading run on this machine that shares the uid.
     owner = user[0] if user and not cgroup else None
-    workdir = Path(tempfile.mkdtemp(prefix="grading-"))
+    # The student's folder and the trusted driver's files live side by side: the driver never writes, and this
+    # process never reads, anything at a path the student's code could have replaced.
+    job_root = Path(tempfile.mkdtemp(prefix="grading-"))
+    job_root.chmod(0o711)  # the slot's user may pass through to its folder, never list or enter `trusted`
+    workdir, trusted = job_root / "work", job_root / "trusted"
+    workdir.mkdir()
+    trusted.mkdir(mode=0o700)
     try:
         (workdir / ".home").mkdir()
         shutil.copy(job.sanitized, workdir / f"{job.notebook}.ipynb")
+        shutil.copy(job.sanitized, trusted / "submission.ipynb")
         for extra in sorted((course.SOLUTIONS / job.assignment).iterdir()):
             if extra.is_file() and extra.suffix != ".ipynb":
                 shutil.copy(extra, workdir / extra.name)  # the assignment's own data files only
         spec = {
-            "workdir": str(workdir), "notebook": str(workdir / f"{job.notebook}.ipynb"),
-            "executed": str(workdir / ".executed.ipynb"), "partial": str(workdir / ".partial.ipynb"),
+            "workdir": str(workdir), "notebook": str(trusted / "submission.ipynb"),
+            "executed": str(trusted / "executed.ipynb"), "partial": str(trusted / "partial.ipynb"),
+            "log": str(trusted / "driver.log"),
             "cell_timeout": limits.cell_timeout_s, "skip_tag": skip_tag,
             "memory_bytes": limits.memory_bytes, "max_processes": limits.max_processes,
             "max_file_bytes": limits.max_file_bytes,
@@ -88,8 +98,8 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
         finished = worker.run(spec, limits.notebook_timeout_s,
                               on_timeout=lambda driver: sandbox.kill_everything(driver, owner))
         job.seconds = time.perf_counter() - start
-        log = workdir / ".driver.log"
-        nb = _collect(job, workdir, not finished, log.read_bytes() if log.exists() else b"", limits)
+        log = trusted / "driver.log"
+        nb = _collect(job, trusted, not finished, _read_capped(log, 2**20) or b"", limits)
         target = executed_path(out_dir, job.student, job.assignment, job.notebook)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(nbformat.writes(nb), encoding="utf-8")
@@ -99,22 +109,49 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
             cgroup.kill_all()
         if owner is not None:
             sandbox.kill_everything(-1, owner)
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(job_root, ignore_errors=True)
     return job
 
 
-def _collect(job: Job, workdir: Path, timed_out: bool, stderr: bytes, limits: sandbox.Limits):
+def _read_capped(path: Path, limit: int) -> bytes | None:
+    """A regular file's bytes, read without following a link; None if it is absent, not a regular file, or
+    larger than `limit`."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            return None
+        return f.read(limit + 1)[:limit]
+
+
+def _read_notebook(path: Path, limit: int) -> nbformat.NotebookNode | None:
+    data = _read_capped(path, limit)
+    try:
+        return nbformat.reads(data.decode("utf-8"), as_version=4) if data is not None else None
+    except Exception:  # noqa: BLE001 -- a half-written checkpoint is as good as none
+        return None
+
+
+def _collect(job: Job, trusted: Path, timed_out: bool, stderr: bytes, limits: sandbox.Limits):
     """The executed notebook, or as much of it as ran, with every unrun cell marked as such."""
-    executed, partial = workdir / ".executed.ipynb", workdir / ".partial.ipynb"
-    if executed.exists() and not timed_out:
-        nb = nbformat.read(executed, as_version=4)
+    cap = limits.max_executed_bytes
+    executed = None if timed_out else _read_notebook(trusted / "executed.ipynb", cap)
+    if executed is not None:
+        nb = executed
         if any(o.get("ename") == ENAME and KERNEL_DIED in o.get("evalue", "") for c in nb.cells
                for o in c.get("outputs", [])):
             job.status, job.detail = "kernel-died", "the kernel died; cells after that point score 0"
-    else:
+    elif (trusted / "executed.ipynb").stat().st_size > cap if (trusted / "executed.ipynb").exists() else False:
         nb = nbformat.read(job.sanitized, as_version=4)
-        if partial.exists():
-            nb = nbformat.read(partial, as_version=4)
+        job.status = "too-large"
+        job.detail = (f"its outputs made the executed notebook larger than {cap // 2**20} MiB; print less "
+                      "(every cell scores 0)")
+        mark_unexecuted(nb, 0, job.detail)
+    else:
+        nb = _read_notebook(trusted / "partial.ipynb", cap) or nbformat.read(job.sanitized, as_version=4)
         unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()
                  and c.execution_count is None]
         ran = unrun[0] if unrun else len(nb.cells)

@@ -30,6 +30,7 @@ class Limits:
     max_processes: int = 256  # tasks, threads included: torch and ipykernel use about 20
     max_file_bytes: int = 256 * 2**20
     max_submission_bytes: int = 20 * 2**20
+    max_executed_bytes: int = 64 * 2**20  # the executed notebook, outputs included, that grading will read
 
 
 def running_as_root() -> bool:

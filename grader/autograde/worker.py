@@ -176,7 +176,7 @@ def serve() -> None:
             status = 1
             try:
                 os.setsid()  # the driver and its kernel form their own session: killed as one
-                log = os.open(Path(job["workdir"]) / ".driver.log", os.O_WRONLY | os.O_CREAT, 0o600)
+                log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
                 os.dup2(log, 1)
                 os.dup2(log, 2)
                 drive(job)
