@@ -7,10 +7,12 @@ LECTURES = ROOT / "lectures"
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 
-# The public repository students open notebooks from in Colab. An instructor who forks the course
-# changes these two lines and runs `python -m grader release` to regenerate every badge.
-REPOSITORY = "intro-to-pytorch/course"
-BRANCH = "main"
+# The students' repository (GitHub owner/name and branch): what `python -m grader student-repo DIR`
+# generates and you push there. This repository, with solutions/ and grader/checks/, stays private.
+# Every Colab badge opens lectures/... and exercises/... from the students' repository, at the same
+# paths as here. A fork changes these two lines and runs `python -m grader release`.
+STUDENT_REPOSITORY = "intro-to-pytorch/course-student"
+STUDENT_BRANCH = "main"
 
 # Seconds a notebook may take top to bottom in a fresh kernel on a 2-core laptop CPU.
 LECTURE_BUDGET_S = 60

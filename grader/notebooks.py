@@ -76,8 +76,14 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def colab_url(path: Path) -> str:
+    """Where Colab opens the course notebook at `path`: the same path in the students' repository."""
     relative = Path(path).resolve().relative_to(course.ROOT).as_posix()
-    return f"https://colab.research.google.com/github/{course.REPOSITORY}/blob/{course.BRANCH}/{relative}"
+    return f"{colab_prefix()}{relative}"
+
+
+def colab_prefix() -> str:
+    """Colab's address of the students' repository; a notebook's path in it follows."""
+    return f"https://colab.research.google.com/github/{course.STUDENT_REPOSITORY}/blob/{course.STUDENT_BRANCH}/"
 
 
 def with_colab_badge(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:

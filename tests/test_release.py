@@ -60,9 +60,11 @@ def test_every_test_cell_names_its_behaviour_and_points(path):
 @pytest.mark.parametrize(
     "path", course.lecture_paths() + course.exercise_paths(), ids=lambda p: p.relative_to(course.ROOT).as_posix()
 )
-def test_colab_badge_opens_this_notebook(path):
-    """Does the notebook's "Open in Colab" badge point at this very notebook on the default branch?"""
+def test_colab_badge_opens_this_notebook_in_the_student_repository(path):
+    """Does the "Open in Colab" badge open this very notebook, at the same path, in the students' repository?"""
     target = notebooks.badge_target(nbformat.read(path, as_version=4))
+    prefix = (f"https://colab.research.google.com/github/{course.STUDENT_REPOSITORY}/blob/"
+              f"{course.STUDENT_BRANCH}/")
     assert target == notebooks.colab_url(path), f"{path.name}: badge points at {target!r}"
-    prefix = f"https://colab.research.google.com/github/{course.REPOSITORY}/blob/{course.BRANCH}/"
-    assert (course.ROOT / target.removeprefix(prefix)).is_file(), f"{path.name}: badge target does not exist"
+    assert target.startswith(prefix), f"{path.name}: badge points at {target!r}, not at the students' repository"
+    assert course.ROOT / target.removeprefix(prefix) == path, f"{path.name}: badge opens another notebook"
