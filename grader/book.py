@@ -6,17 +6,24 @@ with nbconvert's HTMLExporter, figures embedded, into one page per lecture. The 
 itself a notebook of markdown rendered by the same exporter: each lecture's title and learning
 objectives, read from its opening markdown, and a link to its page.
 Committed notebooks stay clean; the executed results are published here instead.
+
+A lecture's relative links are written for the repository (`../exercises/05_training_loop/...`), where
+they work in JupyterLab; in the book each one is rewritten to what the book can reach: the page of a
+lecture, or the notebook in the students' repository (course.STUDENT_REPOSITORY), opened in Colab
+like the badges. A link the students' repository cannot serve (solutions/, a missing file) is an error.
 """
 
 import os
 import re
 import tempfile
 import time
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from bs4 import BeautifulSoup
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
@@ -32,7 +39,7 @@ _OBJECTIVES = re.compile(r"^\*\*Learning objectives\.?\*\*.*?$\n((?:[ \t]*[-*] .
 
 
 class BookError(RuntimeError):
-    """A lecture raised while the book was built (its page is still written, error and all)."""
+    """A lecture raised or links what the book cannot reach (its page is still written, error and all)."""
 
 
 @dataclass
@@ -43,6 +50,7 @@ class Lecture:
     page: str  # file name of its page, next to index.html
     seconds: float = 0.0
     errors: tuple = ()
+    broken_links: tuple = ()
 
 
 def _opening_markdown(nb: nbformat.NotebookNode) -> list[str]:
@@ -74,6 +82,45 @@ def syllabus_entry(path: Path) -> Lecture:
     return Lecture(Path(path), title, objectives, f"{Path(path).stem}.html")
 
 
+def student_url(target: Path) -> str | None:
+    """Where a file of this repository is in the students' repository: a notebook opens in Colab,
+    anything else on GitHub. None for what students do not get (solutions/, grader/, a missing file)."""
+    if not target.exists() or not any(target.is_relative_to(folder) for folder in (course.LECTURES, course.EXERCISES)):
+        return None
+    if target.suffix == ".ipynb":
+        return notebooks.colab_url(target)
+    kind = "tree" if target.is_dir() else "blob"
+    relative = target.relative_to(course.ROOT).as_posix()
+    return f"https://github.com/{course.STUDENT_REPOSITORY}/{kind}/{course.STUDENT_BRANCH}/{relative}"
+
+
+def relink(page: str, source: Path, pages: dict[Path, str]) -> tuple[str, list[str]]:
+    """Rewrite the relative links of a rendered notebook for the book.
+
+    `source` is the notebook's path in the repository, which its links are relative to; `pages`
+    maps each lecture's path to its page in the book. A link to a lecture goes to its page, one to
+    another file of lectures/ or exercises/ to the students' repository (`student_url`). Returns the
+    page and what it could not rewrite, left as it was: a link to anything else, and any image
+    still loaded from a file (markdown images are embedded; an HTML <img> in markdown is not).
+    """
+    soup = BeautifulSoup(page, "html.parser")
+    book_pages = {INDEX, *pages.values()}
+    broken, changed = [], False
+    for tag, attribute in (("a", "href"), ("img", "src")):
+        for element in soup.find_all(tag, attrs={attribute: True}):
+            url = urllib.parse.urlsplit(element[attribute])
+            if url.scheme or url.netloc or not url.path or url.path in book_pages:
+                continue  # web, mail, data:, an anchor in the page, or already a page of the book
+            target = (source.parent / urllib.parse.unquote(url.path)).resolve()
+            new = (pages.get(target) or student_url(target)) if tag == "a" else None
+            if new is None:
+                broken.append(element[attribute])
+            else:
+                element[attribute] = new + (f"#{url.fragment}" if url.fragment else "")
+                changed = True
+    return (str(soup) if changed else page), broken
+
+
 def _exporter() -> HTMLExporter:
     exporter = HTMLExporter(template_name="lab")
     exporter.embed_images = True  # markdown images become data URIs: each page stands alone
@@ -93,7 +140,8 @@ def _run(lecture: Lecture, timeout: int) -> nbformat.NotebookNode:
     return nb
 
 
-def _page(lecture: Lecture, nb: nbformat.NotebookNode, previous: Lecture | None, following: Lecture | None) -> str:
+def _page(lecture: Lecture, nb: nbformat.NotebookNode, previous: Lecture | None, following: Lecture | None,
+          pages: dict[Path, str]) -> str:
     links = [f"[↑ Syllabus]({INDEX})"]
     if previous:
         links.insert(0, f"[← {previous.title}]({previous.page})")
@@ -102,7 +150,11 @@ def _page(lecture: Lecture, nb: nbformat.NotebookNode, previous: Lecture | None,
     nav = nbformat.v4.new_markdown_cell(" · ".join(links), metadata={"course": {"role": "book-nav"}})
     nb.cells.insert(0, nav)
     nb.cells.append(nbformat.v4.new_markdown_cell(" · ".join(links)))
-    body, _ = _exporter().from_notebook_node(nb, resources={"metadata": {"name": lecture.title}})
+    # The lecture's folder: a relative markdown image is embedded from there.
+    metadata = {"name": lecture.title, "path": str(lecture.path.resolve().parent)}
+    body, _ = _exporter().from_notebook_node(nb, resources={"metadata": metadata})
+    body, broken = relink(body, lecture.path.resolve(), pages)
+    lecture.broken_links = tuple(broken)
     return body
 
 
@@ -141,19 +193,27 @@ def build(out: Path = Path("_build/book"), lectures: list[Path] | None = None, w
         raise BookError(f"no lecture to build a book from in {course.LECTURES}")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         executed = list(pool.map(lambda lecture: _run(lecture, timeout), entries))
+    pages = {lecture.path.resolve(): lecture.page for lecture in entries}
     for index, (lecture, nb) in enumerate(zip(entries, executed, strict=True)):
         previous = entries[index - 1] if index > 0 else None
         following = entries[index + 1] if index + 1 < len(entries) else None
-        (out / lecture.page).write_text(_page(lecture, nb, previous, following), encoding="utf-8")
+        (out / lecture.page).write_text(_page(lecture, nb, previous, following, pages), encoding="utf-8")
     index_path = out / INDEX
     index_path.write_text(_index(entries), encoding="utf-8")
     total = time.perf_counter() - started
     for lecture in entries:
         problems = f"  ERRORS: {list(lecture.errors)}" if lecture.errors else ""
+        if lecture.broken_links:
+            problems += f"  BROKEN LINKS: {list(lecture.broken_links)}"
         print(f"{lecture.seconds:6.1f} s  {lecture.path.name}{problems}")
     print(f"book: {len(entries)} lectures built in {total:.1f} s ({workers} at a time) -> {index_path}")
     failed = [lecture for lecture in entries if lecture.errors]
     if failed and strict:
         raise BookError("these lectures raised while the book was built (cell, exception, message): "
                         + "; ".join(f"{lecture.path.name}: {list(lecture.errors)}" for lecture in failed))
+    unlinked = [lecture for lecture in entries if lecture.broken_links]
+    if unlinked and strict:
+        raise BookError("these lectures link files that are neither a page of the book nor in the students' "
+                        "repository (lectures/, exercises/); fix the link in the lecture: "
+                        + "; ".join(f"{lecture.path.name}: {list(lecture.broken_links)}" for lecture in unlinked))
     return index_path

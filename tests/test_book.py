@@ -2,19 +2,23 @@
 
 import html
 import re
+import urllib.parse
 from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from grader import book, course
+from grader import book, course, notebooks
 
 _BUILT: dict[str, Path] = {}
 _STDERR_BLOCK = re.compile(
     r'<div class="[^"]*jp-OutputArea-output[^"]*" data-mime-type="application/vnd\.jupyter\.stderr"[^>]*>(.*?)</div>',
     re.S)
 _PNG = re.compile(r'<img[^>]+src="data:image/png;base64,')
+# A notebook or file on GitHub, opened in Colab or browsed: (owner/name, branch, path).
+_REPOSITORY_URL = re.compile(r"^https://(?:colab\.research\.google\.com/github|github\.com)/([^/]+/[^/]+)/(?:blob|tree)/"
+                             r"([^/]+)/([^?#]*)")
 
 
 def book_once(tmp_path_factory) -> Path:
@@ -90,3 +94,87 @@ def test_lecture_page_shows_outputs_and_figures(index, lecture):
         assert _PNG.search(page), f"{lecture.name} draws figures but {page_path.name} embeds no image"
     assert "Traceback" not in page and not error_outputs(page), f"{page_path.name}: {error_outputs(page)}"
     assert "index.html" in local_links(page_path), f"{page_path.name} has no link back to the syllabus"
+
+
+class _Urls(HTMLParser):
+    """Every URL a page links or loads (href and src of any element), and the ids it defines."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[tuple[str, str]] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src") and value:
+                self.urls.append((tag, value))
+            elif name == "id" and value:
+                self.ids.add(value)
+
+
+def _parse(page: Path) -> _Urls:
+    parser = _Urls()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_relink_points_lectures_at_pages_and_the_rest_at_the_students_repository():
+    """Is a lecture's link to an exercise, a lecture or a folder rewritten to what the book can reach,
+    and a link to what students never get (solutions/, a missing file) or an image the page would
+    load from a file reported and left alone?"""
+    pages = {path.resolve(): f"{path.stem}.html" for path in course.lecture_paths()}
+    source = course.LECTURES / "05_training_loop.ipynb"
+    exercise = course.EXERCISES / "05_training_loop" / "05_training_loop.ipynb"
+    links = ['<a href="../exercises/05_training_loop/05_training_loop.ipynb">exercise</a>',
+             '<a href="04_data.ipynb#Part-A">lecture</a>', '<a href="index.html">syllabus</a>',
+             '<a href="#Objectives">anchor</a>', '<a href="https://pytorch.org/docs/">docs</a>',
+             '<a href="../exercises/05_training_loop">folder</a>',
+             '<a href="../solutions/05_training_loop/05_training_loop.ipynb">solution</a>', '<img src="gone.png"/>',
+             '<img src="../exercises/05_training_loop/05_training_loop.ipynb"/>']
+    page, broken = book.relink("<p>" + " ".join(links) + "</p>", source, pages)
+    hrefs = re.findall(r'(?:href|src)="([^"]*)"', page)
+    assert hrefs == [notebooks.colab_url(exercise), "04_data.html#Part-A", "index.html", "#Objectives",
+                     "https://pytorch.org/docs/",
+                     f"https://github.com/{course.STUDENT_REPOSITORY}/tree/{course.STUDENT_BRANCH}/exercises/05_training_loop",
+                     "../solutions/05_training_loop/05_training_loop.ipynb", "gone.png",
+                     "../exercises/05_training_loop/05_training_loop.ipynb"]
+    assert broken == ["../solutions/05_training_loop/05_training_loop.ipynb", "gone.png",
+                      "../exercises/05_training_loop/05_training_loop.ipynb"]
+
+
+@pytest.mark.notebook
+def test_every_link_in_the_book_resolves(index):
+    """Does every relative link of the book open a file of the book (and its anchor), every link to a
+    course notebook on GitHub or Colab name the students' repository and a file it has, and each
+    lecture's link to its exercise survive as such a link?"""
+    pages = sorted(index.parent.glob("*.html"))
+    ids = {page.name: _parse(page).ids for page in pages}
+    for page in pages:
+        for tag, value in _parse(page).urls:
+            url = urllib.parse.urlsplit(value)
+            where = f"{page.name}: <{tag}> {value[:120]}"
+            if url.scheme in ("http", "https"):
+                found = _REPOSITORY_URL.match(value)
+                if found or "colab.research.google.com/github/" in value:
+                    assert found, f"{where}: not a notebook of a repository"
+                    repository, branch, path = found.groups()
+                    if repository.split("/")[0] == course.STUDENT_REPOSITORY.split("/")[0] or path.startswith(
+                            ("lectures/", "exercises/")):
+                        assert (repository, branch) == (course.STUDENT_REPOSITORY, course.STUDENT_BRANCH), where
+                        assert path.startswith(("lectures/", "exercises/")), f"{where}: students get no such file"
+                        assert (course.ROOT / urllib.parse.unquote(path)).exists(), f"{where}: no such file"
+                continue
+            assert not url.scheme or url.scheme in ("data", "mailto"), where
+            if url.scheme:
+                continue
+            target = (page.parent / urllib.parse.unquote(url.path)).resolve() if url.path else page
+            assert target.is_file() and target.parent == index.parent, f"{where}: no such file in the book"
+            if url.fragment and target.suffix == ".html":
+                assert {url.fragment, urllib.parse.unquote(url.fragment)} & ids[target.name], f"{where}: no such anchor"
+    for lecture in course.lecture_paths():
+        source = "\n".join(c.source for c in nbformat.read(lecture, as_version=4).cells if c.cell_type == "markdown")
+        page = index.parent / f"{lecture.stem}.html"
+        hrefs = [value for _, value in _parse(page).urls]
+        for exercise in re.findall(r"\]\((\.\./exercises/[^)#]+\.ipynb)\)", source):
+            colab = notebooks.colab_url((lecture.parent / exercise).resolve())
+            assert colab in hrefs, f"{page.name} lost the link to {exercise}: expected {colab}"

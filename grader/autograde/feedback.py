@@ -2,21 +2,88 @@
 
 The autograded notebook is rewritten before rendering: test cells show only the behaviour they
 check (their docstring) and a verdict; student outputs keep plain text and small images, capped,
-and lose HTML and scripts. nbconvert renders it with its HTML sanitiser on.
+and lose HTML and scripts. nbconvert renders it with our sanitiser in place of its own
+`clean_html` filter, which escapes every tag it does not know (`<h1>`, `<p>`, `<img>`, tables) into
+visible text instead of keeping or removing it. The page is self-contained and runs no script at all:
+nbconvert's own (MathJax, require.js, mermaid, widgets, all from a CDN) are left out, and a
+Content-Security-Policy forbids any script, frame or request that would still get through.
 """
 
 import copy
 import functools
 import html
+import re
 from pathlib import Path
 
+import bleach
+import jinja2
 import nbformat
+from bleach import html5lib_shim
 from nbconvert import HTMLExporter
 from nbgrader import utils
+
+from grader import notebooks
 
 MAX_TEXT = 4_000
 MAX_IMAGE_BASE64 = 300_000
 KEEP_MIME = ("text/plain", "image/png", "image/jpeg")
+
+
+# What markdown renders to, and nothing that runs, embeds another document or restyles the page.
+ALLOWED_TAGS = frozenset({
+    "h1", "h2", "h3", "h4", "h5", "h6", "p", "br", "hr", "div", "span", "blockquote", "pre", "code",
+    "kbd", "samp", "var", "ul", "ol", "li", "dl", "dt", "dd", "table", "caption", "thead", "tbody",
+    "tfoot", "tr", "th", "td", "a", "img", "strong", "b", "em", "i", "u", "s", "del", "ins", "sub",
+    "sup", "mark", "small", "abbr", "details", "summary", "figure", "figcaption",
+})
+ALLOWED_PROTOCOLS = frozenset({"http", "https", "mailto", "data"})  # data: only for images, below
+_DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[A-Za-z0-9+/=\s]*", re.IGNORECASE)
+_TAG_ATTRIBUTES = {"a": {"href"}, "img": {"alt", "width", "height"}, "th": {"colspan", "rowspan", "align"},
+                   "td": {"colspan", "rowspan", "align"}, "ol": {"start"}}
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    """Keep an attribute only if it cannot run code, load anything, or hold a huge inline image."""
+    if name in ("class", "id", "title"):
+        return True
+    if tag == "img" and name == "src":
+        return bool(_DATA_IMAGE.fullmatch(value.strip())) and len(value) <= MAX_IMAGE_BASE64
+    if tag == "a" and name == "href":  # normalised as bleach does before it checks the protocol
+        url = re.sub(r"[`\000-\040\177-\240\s]+", "", html5lib_shim.convert_entities(value)).lower()
+        return not url.startswith("data:")
+    return name in _TAG_ATTRIBUTES.get(tag, ())
+
+
+class _ImagesWithoutSourceAsText(html5lib_shim.Filter):
+    """An image the page may not load (a remote or local file, an attachment) becomes its alt text:
+    viewing the feedback never fetches anything."""
+
+    def __iter__(self):
+        for token in super().__iter__():
+            if token["type"] in ("StartTag", "EmptyTag") and token["name"] == "img":
+                attributes = {name: value for (_, name), value in token["data"].items()}
+                if "src" not in attributes:
+                    alt = attributes.get("alt", "").strip()
+                    if alt:
+                        yield {"type": "Characters", "data": f"[{alt}]"}
+                    continue
+            yield token
+
+
+_CLEANER = bleach.Cleaner(tags=ALLOWED_TAGS, attributes=_allowed_attribute, protocols=ALLOWED_PROTOCOLS,
+                          strip=True, strip_comments=True, filters=[_ImagesWithoutSourceAsText])
+
+
+def clean_html(fragment) -> str:
+    """Sanitise HTML from a notebook (rendered markdown, highlighted code, a raw cell).
+
+    Replaces nbconvert's `clean_html` filter, which passes `strip=False` to bleach with a list of
+    inline tags only, so every heading, paragraph, image and table of a markdown cell showed up as
+    escaped text. Here a tag that is not allowed is removed (its text stays, inert), as are event
+    handlers, `style`, `javascript:` and other URLs that are neither web, mail nor inline images.
+    """
+    text = fragment.decode() if isinstance(fragment, bytes) else str(fragment)
+    return _CLEANER.clean(text)
 
 
 def _text(value) -> str:
@@ -52,9 +119,12 @@ def _behaviour(source: str) -> str:
 
 def feedback_notebook(autograded: nbformat.NotebookNode, header: str) -> nbformat.NotebookNode:
     nb = copy.deepcopy(autograded)
+    nb.metadata = {"language_info": {"name": "python"}}  # nothing of the hand-in's (widgets pull scripts)
     cells = [nbformat.v4.new_markdown_cell(header)]
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
+        if cell.metadata.get("course", {}).get("role") == notebooks.BADGE_MARKER:
+            continue  # "Open in Colab" opens the blank exercise: no use in feedback
         if cell.cell_type == "code" and meta.get("grade"):
             score, max_score = utils.determine_grade(cell)
             errors = [o for o in cell.outputs if o.output_type == "error"]
@@ -76,11 +146,31 @@ def feedback_notebook(autograded: nbformat.NotebookNode, header: str) -> nbforma
     return nb
 
 
+# No script, frame, object, form or request of any kind; inline styles (the lab theme) and images only.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+                           "base-uri 'none'; form-action 'none'")
+# nbconvert's lab page with its script blocks left empty and the policy first in <head>.
+_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head -%}
+<meta http-equiv="Content-Security-Policy" content="{policy}">
+{{ super() }}
+{%- endblock html_head -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block data_javascript -%}{%- endblock data_javascript -%}
+{%- block data_widget_view -%}{%- endblock data_widget_view -%}
+""".replace("{policy}", CONTENT_SECURITY_POLICY)
+
+
 @functools.cache
 def _exporter() -> HTMLExporter:
     # Built once: loading the templates costs ten times more than rendering one notebook.
-    return HTMLExporter(template_name="lab", sanitize_html=True, exclude_input_prompt=True,
-                        exclude_output_prompt=True)
+    return HTMLExporter(template_name="lab", template_file="feedback.html.j2",
+                        extra_loaders=[jinja2.DictLoader({"feedback.html.j2": _TEMPLATE})],
+                        filters={"clean_html": clean_html}, sanitize_html=True, embed_images=False,
+                        exclude_input_prompt=True, exclude_output_prompt=True)
 
 
 def render(nb: nbformat.NotebookNode) -> str:
