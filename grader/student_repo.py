@@ -9,7 +9,7 @@ grader/templates/student_README.md), their set-up files (requirements.txt, envir
 DIR is a new or empty folder, or the students' repository checked out (a git repository, or a
 folder this command wrote before). The files written are listed in DIR/.student-repo-files, so a
 rerun updates them, removes the ones no longer produced (a deleted unit) and leaves everything else
-alone: .git, and files the instructor added by hand (a LICENSE, CI settings).
+alone: .git, and files the instructor added by hand (CI settings, a contributing guide).
 """
 
 import re
@@ -24,6 +24,7 @@ import nbformat
 from grader import course, hygiene, notebooks
 
 MANIFEST = ".student-repo-files"
+LICENSES = [course.ROOT / "LICENSE", course.ROOT / "LICENSE-CONTENT.md"]  # the students' copy is licensed too
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "student_README.md"
 # What students install: the notebooks' packages, JupyterLab, and nbgrader for its Validate button
 # and Assignments list. Version ranges come from this repository's requirements.txt.
@@ -93,7 +94,7 @@ def build(target: Path) -> Written:
 def contents() -> dict[str, bytes]:
     """Every file of the students' repository, by its path there; refuses if anything would leak."""
     files = {}
-    for path in course.lecture_paths() + _exercise_files():
+    for path in course.lecture_paths() + _exercise_files() + LICENSES:
         files[path.relative_to(course.ROOT).as_posix()] = path.read_bytes()
     files["README.md"] = readme().encode()
     files["requirements.txt"] = requirements().encode()

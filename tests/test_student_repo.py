@@ -15,7 +15,8 @@ from standalone_kernel import kernel_specs as _kernel_specs
 
 from grader import cli, course, notebooks, student_repo
 
-STUDENT_FILES = {".gitignore", student_repo.MANIFEST, "README.md", "requirements.txt", "environment.yml"}
+STUDENT_FILES = {".gitignore", student_repo.MANIFEST, "README.md", "requirements.txt", "environment.yml", "LICENSE",
+                 "LICENSE-CONTENT.md"}
 _SECRET_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 # Executed here, in the students' repository; the others are byte-identical to the notebooks that
@@ -200,7 +201,7 @@ def test_rerun_into_its_git_checkout_keeps_git_and_removes_only_stale_files(tmp_
     target = tmp_path / "course-student"
     files = student_repo.contents()
     student_repo.write(target, {**files, "exercises/08_deleted/08_deleted.ipynb": b"{}\n"})
-    (target / "LICENSE").write_text("CC-BY-4.0\n")
+    (target / "CONTRIBUTING.md").write_text("Ask in the forum first.\n")
     _git(target, "init")
     _git(target, "add", "-A")
     _git(target, "commit", "-m", "The course, with unit 08")
@@ -211,7 +212,7 @@ def test_rerun_into_its_git_checkout_keeps_git_and_removes_only_stale_files(tmp_
     assert written.removed == ["exercises/08_deleted/08_deleted.ipynb"]
     assert written.new == written.updated == []
     assert not (target / "exercises" / "08_deleted").exists()
-    assert (target / "LICENSE").read_text() == "CC-BY-4.0\n"
+    assert (target / "CONTRIBUTING.md").read_text() == "Ask in the forum first.\n"
     assert _tree_digest(target / ".git") == git_before, "the command changed something under .git"
     assert set(_git(target, "status", "--porcelain").splitlines()) == {
         f" M {student_repo.MANIFEST}", " D exercises/08_deleted/08_deleted.ipynb"}
