@@ -124,3 +124,15 @@ def test_a_zip_entry_that_cannot_be_extracted_is_listed_not_fatal(tmp_path):
     taken = intake.collect(archive, KNOWN, tmp_path / "scratch")
     outcome = {item.path: item.outcome for item in taken.found.values()}
     assert outcome == {"jdoe_01_tensors.ipynb": "graded", "y" * 300 + "_01_tensors.ipynb": "ignored"}
+
+
+def test_a_hand_in_whose_notebooks_all_go_unplaced_fails_and_says_why(tmp_path, capsys):
+    """Does a download whose notebooks can all not be placed exit non-zero, naming the reason, before grading?"""
+    from grader.cli import main
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "notes.ipynb").write_text("{}")
+    assert main(["autograde", str(tmp_path / "d"), "--out", str(tmp_path / "out"), "--workers", "1"]) == 2
+    said = capsys.readouterr().out
+    assert "1 notebook(s) found" in said and "names no assignment" in said and "intake.csv" in said, said
+    assert "notes.ipynb" in (tmp_path / "out" / "intake.csv").read_text()

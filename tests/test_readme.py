@@ -450,6 +450,16 @@ def test_nbgrader_export_matches_grades_csv(readme_run):
         assert (by_id[student]["first_name"], by_id[student]["last_name"]) == (first, last), by_id[student]
 
 
+def test_formgrader_counts_every_submission(readme_run):
+    """Do nbgrader's own views (formgrader) count each graded student's submission, as grades.csv does?"""
+    probe = ("from nbgrader.apps import NbGraderAPI; from nbgrader.coursedir import CourseDirectory;"
+             "from grader.nbgrader_api import load_config; c = load_config();"
+             f"print(NbGraderAPI(coursedir=CourseDirectory(config=c), config=c).get_assignment({ASSIGNMENT!r})"
+             "['num_submissions'])")
+    step = ran(_run(f"python -c {shlex.quote(probe)}", readme_run["clone"], timeout=120))
+    assert step.output.strip().splitlines()[-1] == str(len(readme_run["download"].expected)), step.output
+
+
 def test_book_is_built_in_the_clone(readme_run):
     """Does the README's book command write _build/book/index.html in the clone?"""
     ran(readme_run["steps"]["book"])
