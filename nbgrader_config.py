@@ -16,10 +16,11 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 
-# A stub that tells the student what to do, not just that something is missing.
+# A stub that tells the student what to do, not just that something is missing. It stands in every
+# answer cell, including methods such as __init__ that return nothing, so it names no return value.
 c.ClearSolutions.code_stub = {
     "python": "# YOUR CODE HERE\n"
-    'raise NotImplementedError("Replace this line with your code; the docstring above says what to return.")'
+    'raise NotImplementedError("Replace this line with your code (see the docstring above).")'
 }
 
 # Each cell gets a minute: the slowest graded cell trains for a few seconds on a 2-core CPU.

@@ -259,10 +259,83 @@ class BatchNormMLP(nn.Module):
 
 
 def with_batch_norm(X_train, y_train):
+    """Correct: a model with batch norm (Part E invites students to improve the model)."""
     torch.manual_seed(0)
     mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
     std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
-    return _fit(BatchNormMLP(), (X_train - mean.numpy()) / std.numpy(), y_train, epochs=2), mean, std
+    return _fit(BatchNormMLP(), (X_train - mean.numpy()) / std.numpy(), y_train), mean, std
+
+
+def _trained(build):
+    """A train_capstone that standardises as it should and trains the model build() makes."""
+    def train_capstone_with(X_train, y_train):
+        torch.manual_seed(0)
+        mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+        std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+        return _fit(build(), (X_train - mean.numpy()) / std.numpy(), y_train), mean, std
+
+    return train_capstone_with
+
+
+class FunctionalActivations(nn.Module):
+    """Correct: activations called as functions in forward (F.gelu, torch.tanh, F.leaky_relu)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(30, 32), nn.Linear(32, 16), nn.Linear(16, 1)
+
+    def forward(self, x):
+        return self.c(F.leaky_relu(torch.tanh(self.b(F.gelu(self.a(x)))), 0.1))
+
+
+class Scale(nn.Module):
+    """A home-made layer: the grader cannot know what it computes."""
+
+    def __init__(self):
+        super().__init__()
+        self.s = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return x * self.s
+
+
+class ClampReLU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(30, 32), nn.Linear(32, 1)
+
+    def forward(self, x):
+        return self.b(self.a(x).clamp(min=0))
+
+
+class DropsInEval(nn.Module):
+    """F.dropout without training=self.training drops values in evaluation mode too."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(30, 32), nn.Linear(32, 1)
+
+    def forward(self, x):
+        return self.b(F.dropout(F.relu(self.a(x)), 0.3))
+
+
+# Models the capstone accepts beyond Linear/ReLU (Part E of the notebook lists what may be used).
+ACCEPTED_MODELS = {
+    "batch_norm_relu": lambda: nn.Sequential(nn.Linear(30, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 1)),
+    "layer_norm_gelu_dropout": lambda: nn.Sequential(nn.Linear(30, 32), nn.LayerNorm(32), nn.GELU(), nn.Dropout(0.2),
+                                                     nn.Linear(32, 1)),
+    "tanh": lambda: nn.Sequential(nn.Linear(30, 32), nn.Tanh(), nn.Linear(32, 1)),
+    "leaky_relu_elu": lambda: nn.Sequential(nn.Linear(30, 32), nn.LeakyReLU(0.1), nn.Linear(32, 16), nn.ELU(0.5),
+                                            nn.Linear(16, 1)),
+    "silu_softplus": lambda: nn.Sequential(nn.Linear(30, 32), nn.SiLU(), nn.Linear(32, 16), nn.Softplus(beta=2),
+                                           nn.Linear(16, 1)),
+    "sigmoid_hidden": lambda: nn.Sequential(nn.Linear(30, 32), nn.Sigmoid(), nn.Linear(32, 1)),
+    "prelu_mish_identity": lambda: nn.Sequential(nn.Linear(30, 32), nn.PReLU(), nn.Identity(), nn.Linear(32, 16),
+                                                 nn.Mish(), nn.Linear(16, 1)),
+    "gelu_tanh_approximation_batch_norm_first": lambda: nn.Sequential(
+        nn.BatchNorm1d(30), nn.Linear(30, 32), nn.GELU(approximate="tanh"), nn.Linear(32, 1)),
+    "functional_activations": FunctionalActivations,
+}
 
 
 def one_epoch_tiny_lr(X_train, y_train):
@@ -406,13 +479,31 @@ def test_building_blocks_explain_mistakes(blocks, fragments):
 
 # Part B and E --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("right", [train_capstone, train_capstone_torch_stats, train_capstone_full_batch],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("right", [train_capstone, train_capstone_torch_stats, train_capstone_full_batch,
+                                   with_batch_norm], ids=lambda f: f.__name__)
 def test_training_accepts_correct_variants(right):
     """Is every correct train_capstone accepted by Part B and both accuracy tiers of Part E?"""
     capstone.check_train_capstone(right)
     capstone.check_reserved_accuracy(right, minimum=0.90)
     capstone.check_reserved_accuracy(right, minimum=0.95)
+
+
+@pytest.mark.parametrize("name", sorted(ACCEPTED_MODELS))
+def test_every_standard_layer_the_judge_rebuilds_is_scored(name):
+    """Is a model with batch norm, layer norm, dropout or another standard activation (module or function)
+    rebuilt by the judge and scored on the reserved rows like a plain MLP?"""
+    right = _trained(ACCEPTED_MODELS[name])
+    capstone.check_train_capstone(right)
+    capstone.check_reserved_accuracy(right, minimum=0.95)
+
+
+def test_the_notebook_lists_what_the_judge_accepts():
+    """Does Part E state the training budget and name every kind of layer the judge can rebuild?"""
+    nb = json.loads((course.SOLUTIONS / "07_capstone" / "07_capstone.ipynb").read_text())
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert f"{capstone.TRAINING_BUDGET_S} s" in text
+    missing = [kind for kind in capstone.REBUILDS if f"`{kind}`" not in text]
+    assert not missing, f"Part E does not name these layers the judge accepts: {missing}"
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -444,8 +535,13 @@ def test_training_explains_mistakes(wrong, fragments):
     (scaler_on_everything, 0.90, ["cannot score this model", "reserved rows included"]),
     (untrained, 0.90, ["accuracy on the 114 reserved rows"]),
     (always_one, 0.90, ["scores 0.6"]),
-    (lies_about_its_layers, 0.90, ["does not compute its logits from its nn.Linear layers", "Linear -> ReLU"]),
-    (with_batch_norm, 0.90, ["layers the reserved rows cannot score", "BatchNorm1d"]),
+    (lies_about_its_layers, 0.90, ["does not compute its logits from its layers", "mul", "outside any layer"]),
+    (_trained(lambda: nn.Sequential(nn.Linear(30, 32), Scale(), nn.ReLU(), nn.Linear(32, 1))), 0.90,
+     ["layers the reserved rows cannot score", "Scale", "BatchNorm1d"]),
+    (_trained(ClampReLU), 0.90, ["does not compute its logits from its layers", "clamp"]),
+    (_trained(DropsInEval), 0.90, ["could not rebuild", "training=True"]),
+    (_trained(lambda: nn.Sequential(nn.Linear(30, 32), nn.ReLU(), nn.Linear(32, 1), nn.Sigmoid())), 0.90,
+     ["scores 0.6", "ends with a sigmoid"]),
     (one_epoch_tiny_lr, 0.90, ["reserved rows", "more epochs"]),
     (no_standardisation, 0.95, ["reserved rows", ">= 0.95"]),
 ])
@@ -778,12 +874,31 @@ def _forge_broken_chain(observed):
     del observed["layers"][0]
 
 
+def _forge_relu_as_identity(observed):
+    """Steps that claim no activation: they no longer explain the reported logits."""
+    for step in observed["layers"]:
+        if step["kind"] == "ReLU":
+            step["kind"] = "Identity"
+
+
+def _forge_bad_setting(observed):
+    relu = next(step for step in observed["layers"] if step["kind"] == "ReLU")
+    relu.update(kind="GELU", config={"approximate": ["not", "a", "string"]})
+
+
+def _forge_too_many_steps(observed):
+    observed["layers"] = observed["layers"] * (observers.MAX_STEPS // len(observed["layers"]) + 1)
+
+
 @pytest.mark.parametrize("forge, fragments", [
-    (_forge_true_labels_as_logits, ["does not compute its logits from its nn.Linear layers"]),
-    (_forge_weights_zeroed, ["does not compute its logits from its nn.Linear layers"]),
+    (_forge_true_labels_as_logits, ["does not compute its logits from its layers"]),
+    (_forge_weights_zeroed, ["does not compute its logits from its layers"]),
     (_forge_constant_model, ["scores 0.6", "114 reserved rows"]),
     (_forge_unscorable_layer, ["layers the reserved rows cannot score", "Mystery"]),
     (_forge_broken_chain, ["not a chain of nn.Linear layers"]),
+    (_forge_relu_as_identity, ["does not compute its logits from its layers", "Identity"]),
+    (_forge_bad_setting, ["could not rebuild", "approximate"]),
+    (_forge_too_many_steps, ["could not read the layers"]),
     (_forge_reserved_rows_seen, ["cannot score this model", "reserved part"]),
     (_forge_all_data_mean, ["the mean and std"]),
 ], ids=lambda v: v.__name__ if callable(v) else "")

@@ -4,6 +4,7 @@ import ast
 import copy
 import inspect
 import json
+import math
 import time
 
 import pytest
@@ -58,7 +59,29 @@ def restoring_mode(model, X, threshold=0.5, device="cpu"):
     return (probs >= threshold).long().cpu()
 
 
-RIGHT = [reference, with_inference_mode, with_logit_threshold, with_where, restoring_mode]
+def with_float64_probabilities(model, X, threshold=0.5, device="cpu"):
+    model.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(X.to(device)).double()).squeeze(1)
+    return (probs >= threshold).long().cpu()
+
+
+def with_math_logit(model, X, threshold=0.5, device="cpu"):
+    model.eval()
+    with torch.no_grad():
+        logits = model(X.to(device))[:, 0]
+    return (logits >= math.log(threshold / (1 - threshold))).long().cpu()
+
+
+def not_below(model, X, threshold=0.5, device="cpu"):
+    model.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(X.to(device))).flatten()
+    return 1 - (probs < threshold).long().cpu()
+
+
+RIGHT = [reference, with_inference_mode, with_logit_threshold, with_where, restoring_mode,
+         with_float64_probabilities, with_math_logit, not_below]
 
 
 @pytest.mark.parametrize("right", RIGHT, ids=lambda f: f.__name__)
@@ -361,6 +384,44 @@ def test_predict_labels_judge_rejects_forged_observations():
     forged = copy.deepcopy(right)
     forged["calls"][0] = {"value": observation.encode([0, 0, 1, 1, 1, 1])}
     _rejects(inference.judge_predict_labels, forged, "torch.Tensor", "list")
+
+
+def _tiny_case():
+    """The index and case of the labels check's call whose logits sit a hair from 0."""
+    (found,) = [(i, case) for i, case in enumerate(observers.label_cases()) if "-1.5e-07" in case.what]
+    return found
+
+
+def test_float32_sliver_exists_here():
+    """Is the premise of the tiny-logit case true on this machine: sigmoid rounds a logit of -1.5e-7 to 0.5?"""
+    _, case = _tiny_case()
+    logits = case.model(case.X).detach().squeeze(1)
+    assert torch.equal(logits, torch.tensor(observers.TINY_LOGITS)), "the case's model should pass X through exactly"
+    disagree = inference.either_rule(logits, 0.5)
+    assert disagree.tolist() == [True, True, False, False, False, False], (
+        f"p >= 0.5 and logit >= 0 disagree on rows {disagree.tolist()} of logits {observers.TINY_LOGITS}"
+    )
+
+
+def test_predict_labels_judge_accepts_either_rule_only_in_the_sliver():
+    """Are both labels accepted for logits just below 0 (where sigmoid rounds to 0.5), and only there?"""
+    index, _ = _tiny_case()
+    right = _observed(observers.observe_predict_labels, reference)
+    by_probability = observation.decode(right["calls"][index]["value"])
+    assert by_probability.tolist() == [1, 1, 1, 1, 0, 1]
+
+    by_logit = by_probability.clone()
+    by_logit[:2] = 0
+    forged = copy.deepcopy(right)
+    forged["calls"][index] = {"value": observation.encode(by_logit)}
+    inference.judge_predict_labels(forged)
+
+    for row in (2, 3, 4, 5):  # logits 0 and 1e-8 (p is exactly 0.5: label 1), -1e-6 and 1e-6
+        wrong = by_probability.clone()
+        wrong[row] = 1 - wrong[row]
+        forged = copy.deepcopy(right)
+        forged["calls"][index] = {"value": observation.encode(wrong)}
+        _rejects(inference.judge_predict_labels, forged, "-1.5e-07", "wrong labels")
 
 
 def test_predict_mode_judge_rejects_forged_observations():

@@ -126,22 +126,70 @@ def test_to_float32_explains_mistakes(wrong, fragments):
 
 # pick_device -------------------------------------------------------------------------------------
 
-def test_pick_device_accepts_correct_variants():
-    """Are the one-line and if/else versions accepted, and is torch.cuda restored afterwards?"""
-    original = torch.cuda.is_available
-    tensors.check_pick_device(lambda: torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    tensors.check_pick_device(lambda: torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu"))
-    assert torch.cuda.is_available is original
+# Every correct way to ask torch for the device: the check simulates the machine, not one function.
+DEVICE_VARIANTS = {
+    "one_line": 'def pick_device():\n    return torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+    "if_else": 'def pick_device():\n    if torch.cuda.is_available():\n        return torch.device("cuda")\n'
+               '    return torch.device("cpu")',
+    "device_count": 'def pick_device():\n    return torch.device("cuda" if torch.cuda.device_count() > 0 else "cpu")',
+    "imported_early": 'from torch.cuda import is_available\n\ndef pick_device():\n'
+                      '    return torch.device("cuda:0") if is_available() else torch.device("cpu")',
+    "module_alias": 'import torch.cuda as tc\n\ndef pick_device():\n'
+                    '    return torch.device("cuda", 0) if tc.is_available() else torch.device(type="cpu")',
+    "mps_first": 'def pick_device():\n    if torch.backends.mps.is_available():\n        return torch.device("mps")\n'
+                 '    return torch.device("cuda" if torch.cuda.is_available() else "cpu")',
+    "accelerator_checked": 'def pick_device():\n    accelerator = torch.accelerator.current_accelerator('
+                           'check_available=True)\n    return accelerator or torch.device("cpu")',
+    "accelerator_is_available": 'def pick_device():\n'
+                                '    if torch.accelerator.is_available():\n'
+                                '        return torch.accelerator.current_accelerator()\n'
+                                '    return torch.device("cpu")',
+}
+DEVICE_MISTAKES = {
+    "a_string": ('def pick_device():\n    return "cuda" if torch.cuda.is_available() else "cpu"',
+                 ["torch.device", "str"]),
+    "always_cpu": ('def pick_device():\n    return torch.device("cpu")', ["with a GPU present", "cuda"]),
+    "always_cuda": ('def pick_device():\n    return torch.device("cuda")', ["with no GPU", "cpu"]),
+    "decided_once_before": ('DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")\n\n'
+                            'def pick_device():\n    return DEVICE', ["with a GPU present", "each time it is called"]),
+    # On a CUDA build, current_accelerator() names CUDA even when no GPU is there (Colab's CPU runtime).
+    "accelerator_unchecked": ('def pick_device():\n    return torch.accelerator.current_accelerator() or '
+                              'torch.device("cpu")', ["as on Colab's CPU runtime", "check_available=True"]),
+}
+_NEEDS_ACCELERATOR = {"accelerator_checked", "accelerator_is_available", "accelerator_unchecked"}
 
 
-@pytest.mark.parametrize("wrong, fragments", [
-    (lambda: "cuda" if torch.cuda.is_available() else "cpu", ["torch.device", "str"]),
-    (lambda: torch.device("cpu"), ["GPU present", "cuda"]),
-    (lambda: torch.device("cuda"), ["GPU absent", "cpu"]),
-])
-def test_pick_device_explains_mistakes(wrong, fragments):
+def _device_function(source):
+    namespace = {"torch": torch}
+    exec(source, namespace)
+    return namespace["pick_device"]
+
+
+def _cuda_state():
+    return (torch.cuda.is_available, torch.cuda.device_count, getattr(torch._C, "_cuda_getDeviceCount", None),
+            torch.cuda._is_compiled(), torch.cuda.is_available(), torch.cuda.device_count(),
+            torch.accelerator.current_accelerator() if hasattr(torch, "accelerator") else None)
+
+
+@pytest.mark.parametrize("name", sorted(DEVICE_VARIANTS))
+def test_pick_device_accepts_every_correct_way(name):
+    """Is each correct way of choosing the device accepted, and is torch left exactly as it was?"""
+    if name in _NEEDS_ACCELERATOR and not hasattr(torch, "accelerator"):
+        pytest.skip("torch.accelerator needs torch 2.6")
+    before = _cuda_state()
+    tensors.check_pick_device(_device_function(DEVICE_VARIANTS[name]))
+    assert _cuda_state() == before
+
+
+@pytest.mark.parametrize("name", sorted(DEVICE_MISTAKES))
+def test_pick_device_explains_mistakes(name):
     """Does each wrong device choice fail with a message naming the mistake?"""
-    _fails_with(tensors.check_pick_device, wrong, *fragments)
+    if name in _NEEDS_ACCELERATOR and not hasattr(torch, "accelerator"):
+        pytest.skip("torch.accelerator needs torch 2.6")
+    source, fragments = DEVICE_MISTAKES[name]
+    before = _cuda_state()
+    _fails_with(tensors.check_pick_device, _device_function(source), *fragments)
+    assert _cuda_state() == before
 
 
 # observations and forgeries ----------------------------------------------------------------------
@@ -272,19 +320,25 @@ def test_forged_pick_device_is_judged_per_patched_answer():
     """Is an observation claiming 'cuda' whatever is_available answered rejected, and a look-alike type too?"""
     obs = _observed("pick_device", RIGHT["pick_device"])
     obs["gpu_absent"] = obs["gpu_present"]
-    _judge_rejects("pick_device", obs, "GPU absent", "cuda")
+    _judge_rejects("pick_device", obs, "with no GPU", "cuda")
     obs = _observed("pick_device", RIGHT["pick_device"])
     obs["gpu_present"] = {"value": {"__object__": {"type": "builtins.str", "repr": "device(type='cuda')"}}}
     _judge_rejects("pick_device", obs, "torch.device", "str")
 
 
-def test_pick_device_observer_records_both_answers_and_restores_cuda():
-    """Does the observer call pick_device under each patched answer and put torch.cuda back?"""
-    original, seen = torch.cuda.is_available, []
-    obs = tensors.check_pick_device.observe(lambda: seen.append(torch.cuda.is_available()) or torch.device("cpu"))
-    assert seen == [True, False], f"pick_device saw is_available() answer {seen}"
-    assert set(obs) == {"gpu_present", "gpu_absent"}, obs
-    assert torch.cuda.is_available is original
+def test_pick_device_observer_simulates_each_machine_and_restores_torch():
+    """Does the observer call pick_device on each simulated machine, where every way of asking agrees, and put
+    torch back as it was?"""
+    before, seen = _cuda_state(), []
+
+    def spy():
+        seen.append((torch.cuda.is_available(), torch.cuda.device_count(), torch.cuda._is_compiled()))
+        return torch.device("cpu")
+
+    obs = tensors.check_pick_device.observe(spy)
+    assert seen == [(True, 1, True), (False, 0, False), (False, 0, True)], seen
+    assert set(obs) == {"gpu_present", "gpu_absent", "gpu_absent_cuda_build"}, obs
+    assert _cuda_state() == before
 
 
 def test_observer_module_imports_nothing_that_judges():

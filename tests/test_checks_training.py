@@ -92,11 +92,11 @@ def test_evaluate_check_explains_each_mistake(name):
 @pytest.mark.parametrize("name, fragment", [
     ("no_train_mode", "train_one_epoch ran the model in eval mode"),
     ("returns_last_batch_loss", "the training loss (train_one_epoch) differs"),
-    ("weighted_by_batch_size", "the training loss (train_one_epoch) differs"),
     ("returns_tensor_with_graph", "holds the computation graph"),
     ("evaluate_no_eval", "evaluate ran the model in training mode"),
     ("evaluate_zeroes_weights_in_place", "the training loss (train_one_epoch) differs"),
     ("evaluate_returns_last", "the validation loss (evaluate) differs"),
+    ("evaluate_plain_mean_of_batches", "evaluate must return the mean per sample"),
 ])
 def test_fit_check_catches_mistakes_that_show_across_epochs(name, fragment):
     """Does alternating train and evaluate expose a loop left in eval mode, or a wrong loss?"""
@@ -107,6 +107,55 @@ def test_fit_check_catches_mistakes_that_show_across_epochs(name, fragment):
         evaluate_cell = source(EVALUATE, EVALUATE_MISTAKES[name][0])
     _fails_with(training.check_fit, _function(train_cell, "train_one_epoch")[0],
                 _function(evaluate_cell, "evaluate")[0], fragment=fragment)
+
+
+# The loss convention (lecture 05, sections 3 and 4) --------------------------------------------------
+
+
+def _loss_conventions(kind_or_loader):
+    """(plain mean of batch losses, mean per sample) of a correct evaluation pass."""
+    if isinstance(kind_or_loader, str):
+        model, loader, criterion = training.used_model(kind_or_loader), *training.config(kind_or_loader)[1:3]
+    else:
+        model, loader, criterion = training.config(training.FIT_KIND)[0], kind_or_loader, training.config(
+            training.FIT_KIND)[2]
+    pairs = training._reference_evaluate(model, loader, criterion)
+    return training._plain_mean(pairs), training._per_sample_mean(pairs)
+
+
+@pytest.mark.parametrize("case", [*training.EVALUATE_RUNS, "fit validation"])
+def test_every_grader_loader_tells_the_two_means_apart(case):
+    """Does each loader the checks evaluate on have a smaller last batch, so the plain mean of batch losses and the
+    mean per sample differ by far more than the checks' tolerance?"""
+    loader = training.fit_validation(training.config(training.FIT_KIND)[1]) if case == "fit validation" else case
+    plain, per_sample = _loss_conventions(loader)
+    assert not training._close(plain, per_sample), (case, plain, per_sample)
+    assert abs(plain - per_sample) > 10 * 1e-4 * per_sample, (case, plain, per_sample)  # ten times the tolerance
+
+
+def test_plain_mean_in_evaluate_is_explained():
+    """Does an evaluate that returns the plain mean of the batch losses fail with the reason, not just 'wrong'?"""
+    evaluate, namespace = _function(source(EVALUATE, EVALUATE_MISTAKES["evaluate_plain_mean_of_batches"][0]),
+                                    "evaluate")
+    message = _fails_with(training.check_evaluate, evaluate, namespace["model"], namespace["val_loader"],
+                          namespace["criterion"], fragment="mean per sample")
+    assert "changes with the batch size" in message and "loss.item() * len(X)" in message, message
+    train_one_epoch = _function(REFERENCE_TRAIN, "train_one_epoch")[0]
+    _fails_with(training.check_fit, train_one_epoch, evaluate, fragment="changes with the batch size")
+
+
+def test_both_training_conventions_pass_and_the_text_says_so():
+    """Are the plain and the per-sample training means both accepted, and does the exercise text say both are?"""
+    for body in (None, CORRECT_TRAIN["weighted_by_batch_size"]):
+        train_one_epoch = _function(REFERENCE_TRAIN if body is None else source(TRAIN, body), "train_one_epoch")[0]
+        training.check_train_one_epoch(train_one_epoch)
+        training.check_fit(train_one_epoch, _function(REFERENCE_EVALUATE, "evaluate")[0])
+    from grader import course, notebooks
+
+    nb = notebooks.read(course.SOLUTIONS / "05_training_loop" / "05_training_loop.ipynb")
+    text = {cell.get("id"): cell.source for cell in nb.cells}
+    assert "also accepted" in text["part-a"] and "weighted by batch size" in text["part-a"]
+    assert "mean loss per sample" in text["part-b"] and "Lecture 05's version multiplies" not in text["part-a"]
 
 
 def test_spies_leave_no_trace():

@@ -7,10 +7,12 @@ rest is split again into the training and validation parts the student works wit
 Each check is judged here, in the trusted process, from what grader.observers.capstone recorded in
 the kernel. The judge rebuilds the grader's models and rows from the same seeds and recomputes every
 expected value. For the reserved rows it never takes the kernel's word for predictions: it rebuilds
-the trained network from the recorded nn.Linear parameters, standardises the reserved rows with the
-recorded mean and std, scores that network itself, and fails a model whose parameters do not explain
-the logits it reported. Which rows the model was trained on is decided here too, from the rows the
-kernel saw go through the model in training mode.
+the trained network from the recorded steps of its forward pass (standard layers with their recorded
+parameters, buffers and settings, and activation functions, applied one after the other: see
+`REBUILDS`), standardises the reserved rows with the recorded mean and std, scores that network
+itself, and fails a model whose recorded steps do not explain the logits it reported. Which rows the
+model was trained on is decided here too, from the rows the kernel saw go through the model in
+training mode.
 """
 
 import math
@@ -43,14 +45,136 @@ __all__ = ["N_FEATURES", "RESERVED_FRACTION", "RESERVED_SEED", "VAL_FRACTION", "
            "check_reserved_accuracy"]
 
 TRAINING_BUDGET_S = 30
-# The layers a model scored on the reserved rows may have: eval-mode Dropout and Identity change nothing.
-SCORED_KINDS = ("Linear", "ReLU", "Dropout", "Identity")
-MLP_HINT = ("return the MLP you trained: nn.Linear layers with a ReLU after every hidden one and nothing after the "
-            "last, so the raw logit comes out (lecture 03).")
+MLP_HINT = ("build the model as a chain of layers the grader can rebuild, applied one after the other: nn.Linear, "
+            "nn.BatchNorm1d, nn.LayerNorm, nn.Dropout and the usual activations (nn.ReLU, nn.GELU, nn.Tanh, ... or "
+            "their torch.nn.functional forms), ending in a raw logit (Part E of the notebook lists them).")
 
 
 def _head(value, n: int = 3):
     return value[:n].flatten().tolist() if isinstance(value, torch.Tensor) else type_name(value)
+
+
+# Rebuilding a trained model from the recorded steps of its forward pass ------------------------------
+# Each step is {"kind": the torch.nn class (or the layer an activation function stands for), "parameters",
+# "buffers", "config"}; the judge applies them in order, in evaluation mode and in float64.
+
+
+class _Unreadable(ValueError):
+    """A recorded step the judge cannot use (a tampered or unusual record)."""
+
+
+def _setting(step: dict, name: str, default, kind=float):
+    value = step.get("config", {}).get(name, default)
+    if kind is float and type(value) in (int, float) and math.isfinite(value):
+        return float(value)
+    if kind is int and type(value) is int:
+        return value
+    if kind is bool and type(value) is bool:
+        return value
+    if kind is str and isinstance(value, str):
+        return value
+    if kind is tuple and isinstance(value, list) and value and all(type(v) is int and v > 0 for v in value):
+        return tuple(value)
+    raise _Unreadable(f"the setting {name}={value!r}")
+
+
+def _tensors(step: dict, group: str, names: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
+    """The step's recorded tensors of `names` (float64), None for the ones it does not have."""
+    recorded = step.get(group, {})
+    if not isinstance(recorded, dict):
+        raise _Unreadable(f"its {group}")
+    found = {}
+    for name in names:
+        value = decode(recorded[name]) if name in recorded else None
+        if value is not None and not (isinstance(value, torch.Tensor) and value.is_floating_point()):
+            raise _Unreadable(f"the {name} tensor")
+        if value is None and name in required:
+            raise _Unreadable(f"no {name} tensor")
+        found[name] = None if value is None else value.double()
+    return found
+
+
+def _linear(h, step):
+    t = _tensors(step, "parameters", ("weight", "bias"), required=("weight",))
+    return F.linear(h, t["weight"], t["bias"])
+
+
+def _batch_norm(h, step):
+    t = _tensors(step, "parameters", ("weight", "bias"))
+    stats = _tensors(step, "buffers", ("running_mean", "running_var"))
+    tracked = _setting(step, "track_running_stats", True, bool) and stats["running_mean"] is not None
+    # In evaluation mode a batch norm with running statistics uses them; without, it uses the batch's own.
+    return F.batch_norm(h, stats["running_mean"], stats["running_var"], t["weight"], t["bias"],
+                        training=not tracked, eps=_setting(step, "eps", 1e-5))
+
+
+def _layer_norm(h, step):
+    t = _tensors(step, "parameters", ("weight", "bias"))
+    return F.layer_norm(h, _setting(step, "normalized_shape", None, tuple), t["weight"], t["bias"],
+                        _setting(step, "eps", 1e-5))
+
+
+def _rms_norm(h, step):
+    eps = step.get("config", {}).get("eps")
+    return F.rms_norm(h, _setting(step, "normalized_shape", None, tuple),
+                      _tensors(step, "parameters", ("weight",))["weight"],
+                      None if eps is None else _setting(step, "eps", None))
+
+
+def _dropout(h, step):
+    if step.get("functional") and step.get("config", {}).get("training", True) and step["config"].get("p", 0.5):
+        raise _Unreadable("F.dropout(x, p) called with training=True: it drops values even in evaluation mode")
+    return h
+
+
+def _identity(h, step):
+    return h
+
+
+def _activation(function):
+    return lambda h, step: function(h)
+
+
+REBUILDS = {
+    "Linear": _linear,
+    "BatchNorm1d": _batch_norm,
+    "LayerNorm": _layer_norm,
+    "Identity": _identity,
+    "Flatten": lambda h, step: torch.flatten(h, _setting(step, "start_dim", 1, int),
+                                             _setting(step, "end_dim", -1, int)),
+    # In evaluation mode every dropout layer passes its input through unchanged.
+    "Dropout": _dropout,
+    "AlphaDropout": _dropout,
+    "FeatureAlphaDropout": _dropout,
+    "ReLU": _activation(F.relu),
+    "LeakyReLU": lambda h, step: F.leaky_relu(h, _setting(step, "negative_slope", 0.01)),
+    "PReLU": lambda h, step: F.prelu(h, _tensors(step, "parameters", ("weight",), required=("weight",))["weight"]),
+    "ReLU6": _activation(F.relu6),
+    "ELU": lambda h, step: F.elu(h, _setting(step, "alpha", 1.0)),
+    "CELU": lambda h, step: F.celu(h, _setting(step, "alpha", 1.0)),
+    "SELU": _activation(F.selu),
+    "GELU": lambda h, step: F.gelu(h, approximate=_setting(step, "approximate", "none", str)),
+    "SiLU": _activation(F.silu),
+    "Mish": _activation(F.mish),
+    "Softplus": lambda h, step: F.softplus(h, _setting(step, "beta", 1.0), _setting(step, "threshold", 20.0)),
+    "Tanh": _activation(torch.tanh),
+    "Sigmoid": _activation(torch.sigmoid),
+    "Hardtanh": lambda h, step: F.hardtanh(h, _setting(step, "min_val", -1.0), _setting(step, "max_val", 1.0)),
+    "Hardswish": _activation(F.hardswish),
+    "Hardsigmoid": _activation(F.hardsigmoid),
+    "Softsign": _activation(F.softsign),
+    "Tanhshrink": _activation(F.tanhshrink),
+}
+if hasattr(F, "rms_norm"):  # torch 2.4 and later
+    REBUILDS["RMSNorm"] = _rms_norm
+
+
+def _replay(steps: list[dict], X: torch.Tensor) -> torch.Tensor:
+    """The rebuilt model's output on X: every recorded step applied in order, in float64."""
+    h = X.double()
+    for step in steps:
+        h = REBUILDS[step["kind"]](h, step)
+    return h
 
 
 def _forward(linears: list[tuple[torch.Tensor, torch.Tensor | None]], X: torch.Tensor) -> torch.Tensor:
@@ -91,8 +215,8 @@ def _judge_mlp(cases: list[dict]) -> None:
             sizes,
             tuple(found),
             "build one nn.Linear per step from in_features through hidden to out_features, registered as "
-            "submodules (nn.Sequential or nn.ModuleList, not a plain Python list: lecture 03, "
-            "'Pitfall: layers in a plain Python list').",
+            "submodules (nn.Sequential or nn.ModuleList, not a plain Python list: "
+            "lecture 03, '5. Pitfall: layers in a plain Python list').",
         )
         logits = returned(case["logits"], f"{what}(X) for X of shape (16, {sizes[0]})")
         expect(isinstance(logits, torch.Tensor) and tuple(logits.shape) == (16, sizes[-1]),
@@ -132,7 +256,7 @@ def _judge_epoch(observed: dict) -> None:
     reference, loader = observers.epoch_case()
     criterion = nn.BCEWithLogitsLoss()
     optimizer = torch.optim.SGD(reference.parameters(), lr=0.5)
-    losses = []
+    losses, sizes = [], []
     reference.train()
     for X_batch, y_batch in loader:
         optimizer.zero_grad()
@@ -140,6 +264,7 @@ def _judge_epoch(observed: dict) -> None:
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        sizes.append(len(X_batch))
     what = "train_one_epoch(model, loader, criterion, optimizer) on 10 rows in batches of 4"
     result = returned(observed["result"], what)
     expect(isinstance(result, float), f"{what} should return a Python float.", "float", type_name(result),
@@ -154,8 +279,11 @@ def _judge_epoch(observed: dict) -> None:
     expect(same, f"{what} updated the parameters differently from one zero_grad/forward/backward/step per batch.",
            hint="for every batch: optimizer.zero_grad(), loss = criterion(model(X), y), loss.backward(), "
            "optimizer.step() (lecture 05).")
-    expect(math.isclose(result, sum(losses) / len(losses), rel_tol=1e-4),
-           f"{what} returned the wrong loss.", sum(losses) / len(losses), result,
+    # Exercise 05's convention: the mean of the batch losses; the mean per sample is accepted too.
+    plain = sum(losses) / len(losses)
+    per_sample = sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes)
+    expect(any(math.isclose(result, value, rel_tol=1e-4) for value in (plain, per_sample)),
+           f"{what} returned the wrong loss.", f"{plain} (or the mean per sample, {per_sample})", result,
            "return the mean over all batches of loss.item(), not the last batch's loss.")
 
 
@@ -258,7 +386,7 @@ def judge_train_capstone(observed: dict, **kwargs) -> None:
     expect(stats is None, f"train_capstone(X_train, y_train): {stats}.",
            "X_train.mean(axis=0) and X_train.std(axis=0)", f"mean[:3] = {mean[:3].tolist()}",
            "fit the standardisation on the training part only, then apply that same mean and std to every "
-           "other part (lecture 04, 'Train, validation and test splits, and scaling without leakage').")
+           "other part (lecture 04, '5. Train, validation and test splits, and scaling without leakage').")
     rows = _rows_problem(*_seen(observed), mean, std)
     expect(rows is None, f"train_capstone(X_train, y_train): {rows}.",
            hint="standardise X_train with its own mean and std, wrap it in your TabularDataset and DataLoader, "
@@ -282,21 +410,45 @@ def _leak(observed: dict, mean, std) -> str | None:
     return None
 
 
+def _read_steps(observed: dict) -> list[dict]:
+    steps = observed.get("layers")
+    expect(isinstance(steps, list) and len(steps) <= observers.MAX_STEPS
+           and all(isinstance(step, dict) and isinstance(step.get("type"), str) for step in steps),
+           "The hidden check could not read the layers of the model train_capstone returns.",
+           hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules; a model "
+           f"of more than {observers.MAX_STEPS} steps is too large for this exercise.")
+    return steps
+
+
 def _rebuilt_logits(observed: dict, X: torch.Tensor) -> torch.Tensor:
-    """The logits of the network the recorded layers describe, computed here: the kernel's are not trusted."""
-    layers = observed["layers"]
-    types = [layer["type"] for layer in layers]
-    expect(all(layer["kind"] in SCORED_KINDS for layer in layers),
-           "the model train_capstone returns has layers the reserved rows cannot score.",
-           "nn.Linear and nn.ReLU layers (an MLP)", types, MLP_HINT)
-    linears = [_linear_pair(decode(layer["parameters"].get("weight")), decode(layer["parameters"].get("bias")))
-               for layer in layers if layer["kind"] == "Linear"]
+    """The logits of the network the recorded steps describe, computed here: the kernel's are not trusted."""
+    steps = _read_steps(observed)
+    unknown = sorted({step["type"] for step in steps if step.get("kind") not in REBUILDS})
+    expect(not unknown, "the model train_capstone returns has layers the reserved rows cannot score.",
+           f"layers the grader can rebuild: {', '.join(sorted(REBUILDS))}", unknown, MLP_HINT)
+    try:
+        linears = [_linear_pair(decode(step["parameters"].get("weight")), decode(step["parameters"].get("bias")))
+                   if isinstance(step.get("parameters"), dict) else None
+                   for step in steps if step["kind"] == "Linear"]
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        fail(f"The hidden check could not read the layers of the model train_capstone returns ({error}).")
     shapes = [tuple(pair[0].shape) if pair else None for pair in linears]
     chained = bool(linears) and None not in linears and shapes[0][1] == N_FEATURES and shapes[-1][0] == 1 and all(
         a[0] == b[1] for a, b in zip(shapes, shapes[1:]))
     expect(chained, f"the model train_capstone returns is not a chain of nn.Linear layers from {N_FEATURES} "
            "features to 1 logit.", f"weights of shape (h1, {N_FEATURES}), (h2, h1), ..., (1, hk)", shapes, MLP_HINT)
-    return _forward(linears, X)
+    try:
+        return _replay(steps, X)
+    except _Unreadable as problem:
+        fail(f"the grader could not rebuild the model train_capstone returns: {problem}.", hint=MLP_HINT)
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        fail("the grader could not rebuild the model train_capstone returns from its layers applied one after the "
+             f"other ({type(error).__name__}: {str(error)[:120]}).", hint=MLP_HINT)
+
+
+def _sequence(observed: dict) -> str:
+    names = [step.get("kind") or step.get("type") for step in observed["layers"]]
+    return " -> ".join(map(str, names[:12])) + (" -> ..." if len(names) > 12 else "")
 
 
 def judge_reserved_accuracy(observed: dict, minimum: float, **kwargs) -> None:
@@ -310,21 +462,29 @@ def judge_reserved_accuracy(observed: dict, minimum: float, **kwargs) -> None:
     logits = _rebuilt_logits(observed, X)
     explained = (isinstance(reported, torch.Tensor) and reported.shape == logits.shape
                  and torch.allclose(reported.double(), logits, rtol=1e-4, atol=1e-4, equal_nan=True))
-    expect(explained, "the model train_capstone returns does not compute its logits from its nn.Linear layers as "
-           "Linear -> ReLU -> ... -> Linear, so the reserved rows cannot score it.",
-           _head(logits), _head(reported), MLP_HINT)
+    others = observed.get("other_operations")
+    hint = MLP_HINT
+    if isinstance(others, list) and others:
+        hint = (f"its forward pass also does {', '.join(map(str, others[:6]))} outside any layer, which the grader "
+                f"cannot rebuild; {MLP_HINT}")
+    expect(explained, "the model train_capstone returns does not compute its logits from its layers applied one after "
+           f"the other ({_sequence(observed)}), so the reserved rows cannot score it.",
+           _head(logits), _head(reported), hint)
+    expect(logits.dim() == 2 and logits.shape[1] == 1,
+           "the model train_capstone returns should give one logit per row.", (len(X), 1), tuple(logits.shape),
+           MLP_HINT)
     y_hat = (torch.sigmoid(logits.float()).squeeze(1) >= 0.5).long().numpy()
     accuracy = float((y_hat == splits()["y_reserved"]).mean())
-    expect(
-        accuracy >= minimum,
-        f"the model train_capstone(X_train, y_train) builds scores {accuracy:.3f} accuracy on the "
-        f"{len(y_hat)} reserved rows.",
-        f">= {minimum:.2f}",
-        f"{accuracy:.3f}",
-        "check your validation accuracy first; standardise with the training mean and std, train for more epochs "
-        "or with a larger learning rate (Adam with lr=1e-2 for 20 epochs is plenty), and keep the output a raw logit "
-        "trained with BCEWithLogitsLoss.",
-    )
+    hint = ("check your validation accuracy first; standardise with the training mean and std, train for more epochs "
+            "or with a larger learning rate (Adam with lr=1e-2 for 20 epochs is plenty), and keep the output a raw "
+            "logit trained with BCEWithLogitsLoss.")
+    if observed["layers"] and observed["layers"][-1].get("kind") == "Sigmoid":
+        hint = ("the model ends with a sigmoid, so it outputs probabilities, and predict applies a second sigmoid: "
+                "every probability becomes >= 0.5. Remove the final sigmoid, keep the raw logit and train it with "
+                "BCEWithLogitsLoss.")
+    expect(accuracy >= minimum,
+           f"the model train_capstone(X_train, y_train) builds scores {accuracy:.3f} accuracy on the "
+           f"{len(y_hat)} reserved rows.", f">= {minimum:.2f}", f"{accuracy:.3f}", hint)
 
 
 check_reserved_accuracy = judged(observe_reserved_accuracy, judge_reserved_accuracy)
@@ -348,7 +508,7 @@ def judge_predict_raw(observed: dict, **kwargs) -> None:
         if torch.equal(y_hat, expected):
             continue
         hint = ("standardise with the mean and std you are given, (X_raw - mean) / std, then call predict "
-                "(lecture 06, 'Predicting on new raw data: the same fitted scaler').")
+                "(lecture 06, '7. Predicting on new raw data: the same fitted scaler').")
         raw = inference.reference_labels(model, torch.tensor(X_raw, dtype=torch.float32), 0.5)
         own = torch.tensor(X_raw, dtype=torch.float32)
         if n > 1:
@@ -391,7 +551,7 @@ def judge_checkpoint(observed: dict, **kwargs) -> None:
         fail("the file save_checkpoint wrote cannot be loaded with torch.load(path, weights_only=True).",
              "a dict of tensors (model.state_dict(), mean, std)", f"{observed['weights_only']}",
              "save model.state_dict(), not the model object itself "
-             "(lecture 06, 'Saving and loading a state_dict for inference').")
+             "(lecture 06, '8. Saving and loading a `state_dict` for inference').")
     returned(observed["fresh"], what)
     result = returned(observed["load"], f"load_checkpoint(path, {what})")
     expect(isinstance(result, tuple) and len(result) == 3, "load_checkpoint should return (model, mean, std).",

@@ -25,7 +25,7 @@ def _expect_tensor(value, what: str) -> None:
         f"{what} should return a torch.Tensor.",
         expected="torch.Tensor",
         found=type_name(value),
-        hint=f"build the result with torch functions ({LECTURE}, 'Creating tensors').",
+        hint=f"build the result with torch functions ({LECTURE}, '1. Creating tensors').",
     )
 
 
@@ -44,7 +44,8 @@ def judge_make_grid(obs: dict, **kwargs) -> None:
             f"{what} has the wrong shape.",
             (n_rows, n_cols),
             tuple(grid.shape),
-            f"reshape a flat range into rows and columns ({LECTURE}, 'Shape and reshape').",
+            "reshape a flat range into rows and columns "
+            f"({LECTURE}, '3. Shapes: `reshape`, `view`, `unsqueeze`, `squeeze`, `flatten`').",
         )
         _expect_dtype(
             grid, torch.float32, what, "torch.arange gives int64 for whole numbers: pass dtype=torch.float32."
@@ -79,7 +80,7 @@ def judge_standardize_columns(obs: dict, **kwargs) -> None:
             shape,
             tuple(Z.shape),
             f"keep the shape: broadcasting stretches the (n_features,) mean over the rows "
-            f"({LECTURE}, 'Broadcasting').",
+            f"({LECTURE}, '5. Broadcasting').",
         )
         Z = Z.to(torch.float32)
         expected = (X - X.mean(dim=0)) / X.std(dim=0)
@@ -106,7 +107,7 @@ def judge_rows_where(obs: dict, **kwargs) -> None:
             tuple(expected.shape),
             tuple(rows.shape),
             "index X with a boolean mask (y == label) to keep whole rows; with no match the result "
-            f"is an empty (0, n_features) tensor ({LECTURE}, 'Indexing').",
+            f"is an empty (0, n_features) tensor ({LECTURE}, '4. Indexing, slicing and boolean masks').",
         )
         hint = "keep the rows in their original order"
         if rows.shape == X[y != label].shape and torch.equal(rows, X[y != label]):
@@ -122,7 +123,8 @@ def judge_to_float32_tensor(obs: dict, **kwargs) -> None:
         _expect_tensor(result, what)
         _expect_dtype(
             result, torch.float32, what,
-            f"NumPy arrays are float64 by default, but nn layers expect float32 ({LECTURE}, 'NumPy').",
+            "NumPy arrays are float64 by default, but nn layers expect float32 "
+            f"({LECTURE}, '8. NumPy interoperability').",
         )
         expect(tuple(result.shape) == array.shape, f"{what} has the wrong shape.", array.shape, tuple(result.shape))
         expect(
@@ -154,9 +156,16 @@ def _device_type(value) -> str | None:
 
 
 def judge_pick_device(obs: dict, **kwargs) -> None:
-    """pick_device(): torch.device("cuda") when a GPU is available, else torch.device("cpu")."""
-    for key, present, expected in [("gpu_present", "present", "cuda"), ("gpu_absent", "absent", "cpu")]:
-        device = returned(obs[key], f"pick_device() with a GPU {present}")
+    """pick_device(): torch.device("cuda") when a CUDA GPU is available, else torch.device("cpu"), however torch is
+    asked (torch.cuda.is_available, torch.cuda.device_count, torch.accelerator, ...)."""
+    machines = {
+        "gpu_present": ("with a GPU present", "cuda"),
+        "gpu_absent": ("with no GPU (a CPU-only PyTorch)", "cpu"),
+        "gpu_absent_cuda_build": ("with no GPU (a PyTorch built for CUDA, as on Colab's CPU runtime)", "cpu"),
+    }
+    for key, _compiled, _count in observers.DEVICE_SCENARIOS:
+        where, expected = machines[key]
+        device = returned(obs[key], f"pick_device() {where}")
         kind = _device_type(device)
         expect(
             kind is not None,
@@ -167,10 +176,13 @@ def judge_pick_device(obs: dict, **kwargs) -> None:
         )
         expect(
             kind == expected,
-            f"pick_device() with a GPU {present} chose the wrong device.",
+            f"pick_device() {where} chose the wrong device.",
             expected,
             kind,
-            f"ask torch.cuda.is_available() every time you are called ({LECTURE}, 'Choosing the device').",
+            "ask torch whether a GPU is available inside pick_device, each time it is called: "
+            "torch.cuda.is_available(), torch.cuda.device_count() > 0 or "
+            "torch.accelerator.current_accelerator(check_available=True) all work "
+            f"({LECTURE}, '9. Choosing the device: CPU or GPU').",
         )
 
 

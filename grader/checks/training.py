@@ -8,8 +8,12 @@ recorded parameters and returned mean loss with it. The spies' records (modes, g
 zero_grad/step calls, gradients at each step, `.to(...)` calls) choose the message; the verdict on
 a run always rests on values the judge recomputed.
 
-The contract for the returned value is the plain mean of the per-batch `loss.item()` values
-(not weighted by batch size), as a Python float.
+The course's loss convention decides the returned values (lecture 05, sections 3 and 4), as Python
+floats: train_one_epoch returns the mean of the per-batch `loss.item()` values (a training curve);
+the mean weighted by batch size, what Keras and Lightning show, is accepted too. evaluate returns
+the exact mean per sample (sum of `loss.item() * len(X)` over the batches / number of samples),
+which does not depend on the batch size; the plain mean of the batch losses fails, with a message
+saying why.
 """
 
 import binascii
@@ -36,6 +40,9 @@ from grader.observers.training import (
 )
 
 LECTURE = "lecture 05"
+_TRAIN_SECTION = f"({LECTURE}, '3. One epoch: a pass over the whole training loader')"
+_EVALUATE_SECTION = f"({LECTURE}, '4. The validation loop: `model.eval()` and `torch.no_grad()`')"
+_MODES_SECTION = f"({LECTURE}, '5. Why dropout and batch norm behave differently in the two modes')"
 
 
 # Reading an observation ------------------------------------------------------------------------
@@ -122,6 +129,7 @@ def _params(optimizer):
 
 
 def _reference_train(model, loader, criterion, optimizer, seed):
+    """One correct epoch: its (batch loss, batch size) pairs and the gradients at each step."""
     torch.manual_seed(seed)
     model.train()
     losses, grads = [], []
@@ -131,14 +139,25 @@ def _reference_train(model, loader, criterion, optimizer, seed):
         loss.backward()
         grads.append([p.grad.detach().clone() for p in _params(optimizer)])
         optimizer.step()
-        losses.append(loss.item())
+        losses.append((loss.item(), len(X)))
     return losses, grads
 
 
 def _reference_evaluate(model, loader, criterion):
+    """One correct evaluation pass: its (batch loss, batch size) pairs."""
     model.eval()
     with torch.no_grad():
-        return [criterion(model(X), y).item() for X, y in loader]
+        return [(criterion(model(X), y).item(), len(X)) for X, y in loader]
+
+
+def _plain_mean(losses) -> float:
+    """The training-curve convention: the mean of the per-batch losses."""
+    return sum(loss for loss, _ in losses) / len(losses)
+
+
+def _per_sample_mean(losses) -> float:
+    """The evaluation convention: every sample counts once, whatever the batch it came in."""
+    return sum(loss * n for loss, n in losses) / sum(n for _, n in losses)
 
 
 def _state(model):
@@ -157,22 +176,40 @@ def _expect_started_from(recorded, state, what):
 # Messages --------------------------------------------------------------------------------------
 
 
-def _loss_hint(result, losses, loader, name):
+EVALUATE_PLAIN_MEAN_HINT = (
+    "you returned the plain mean of the per-batch losses. evaluate must return the mean per sample: add up "
+    "loss.item() * len(X) over the batches and divide by the number of samples. The plain mean gives a smaller last "
+    "batch as much weight as a full one, so it changes with the batch size; the validation loss you compare and "
+    f"report must not {_EVALUATE_SECTION}.")
+
+
+def _loss_hint(result, losses, name):
     """Name the likely mistake behind a wrong returned loss."""
-    sizes = [len(X) for X, _ in loader]
-    weighted = sum(loss * n for loss, n in zip(losses, sizes, strict=True)) / sum(sizes)
+    values = [loss for loss, _ in losses]
+    summed = sum(loss * n for loss, n in losses)
     guesses = [
-        (losses[-1], "you returned the last batch's loss; return the mean over all batches"),
-        (sum(losses), "you returned the sum of the batch losses; divide by the number of batches"),
-        (weighted, "you weighted each batch by its size; the contract is the plain mean of the per-batch "
-         "loss.item() values (sum of the values / number of batches)"),
-        (losses[0], "you returned the first batch's loss; average over all batches"),
+        (values[-1], "you returned the last batch's loss; return the mean over all batches"),
+        (values[0], "you returned the first batch's loss; average over all batches"),
     ]
+    if name == "evaluate":
+        guesses += [
+            (_plain_mean(losses), EVALUATE_PLAIN_MEAN_HINT),
+            (summed, "you returned the summed loss of all samples; divide it by the number of samples"),
+            (summed / len(losses), "you divided the summed loss by the number of batches; divide by the number of "
+             "samples"),
+            (sum(values), "you returned the sum of the batch losses; weight each by its batch size and divide by the "
+             "number of samples"),
+        ]
+    else:
+        guesses += [(sum(values), "you returned the sum of the batch losses; divide by the number of batches")]
     for value, hint in guesses:
         if math.isclose(result, value, rel_tol=1e-5, abs_tol=1e-6):
             return hint
-    return (f"{name} must return sum(batch_losses) / len(batch_losses), where each batch loss is loss.item() "
-            f"({LECTURE}, '3. One epoch: a pass over the whole training loader').")
+    if name == "evaluate":
+        return (f"evaluate must return the mean per sample, sum(loss.item() * len(X)) / (number of samples), "
+                f"{_EVALUATE_SECTION}.")
+    return (f"train_one_epoch must return sum(batch_losses) / len(batch_losses), where each batch loss is loss.item() "
+            f"{_TRAIN_SECTION}.")
 
 
 def _expect_float(result, what):
@@ -184,7 +221,7 @@ def _expect_float(result, what):
              "append loss.item() (a float) for each batch, not loss: keeping the tensors keeps every batch's "
              "graph in memory, and the result must be a plain number.")
     expect(isinstance(result, float), f"{what} returned a {type_name(result)}, not a Python float.", "float",
-           type_name(result), "return a float such as sum(losses) / len(losses) of loss.item() values.")
+           type_name(result), "return a Python float computed from the loss.item() values, not a tensor or a list.")
     expect(math.isfinite(result), f"{what} returned {result}.", "a finite mean loss", result)
 
 
@@ -199,11 +236,26 @@ def _expect_moved(moved, n_batches, what, device):
     )
 
 
-def _expect_mean(result, losses, loader, what, name):
-    expected = sum(losses) / len(losses)
-    expect(math.isclose(result, expected, rel_tol=1e-4, abs_tol=1e-6), f"{what} returned the wrong loss.",
-           f"{expected:.6f} (mean of the {len(losses)} batch losses {[round(x, 4) for x in losses]})",
-           f"{result:.6f}", _loss_hint(result, losses, loader, name))
+def _close(a, b) -> bool:
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def _expect_train_mean(result, losses, what):
+    """The mean of the batch losses; the mean per sample (Keras's and Lightning's epoch loss) is accepted too."""
+    plain, per_sample = _plain_mean(losses), _per_sample_mean(losses)
+    expect(_close(result, plain) or _close(result, per_sample), f"{what} returned the wrong loss.",
+           f"{plain:.6f}, the mean of the {len(losses)} batch losses {[round(x, 4) for x, _ in losses]} "
+           f"(or {per_sample:.6f}, the mean per sample, also accepted)",
+           f"{result:.6f}", _loss_hint(result, losses, "train_one_epoch"))
+
+
+def _expect_evaluate_mean(result, losses, what):
+    """The exact mean per sample: it does not depend on how the samples are batched."""
+    expected = _per_sample_mean(losses)
+    sizes = [n for _, n in losses]
+    expect(_close(result, expected), f"{what} returned the wrong loss.",
+           f"{expected:.6f}, the mean per sample over {sum(sizes)} samples in batches of {sizes}",
+           f"{result:.6f}", _loss_hint(result, losses, "evaluate"))
 
 
 # train_one_epoch -------------------------------------------------------------------------------
@@ -228,9 +280,8 @@ def _judge_train_run(raw, kind, start_eval):
            "compute y_hat = model(X) with the model you are given, not a global one.")
     expect(all(all(f["training"]) for f in forwards), f"{what} ran the model in evaluation mode.",
            "model.training == True in every forward pass", "model.training == False",
-           f"call model.train() at the start of train_one_epoch: evaluate() leaves the model in eval mode, "
-           f"which switches dropout off ({LECTURE}, '5. Why dropout and batch norm behave differently in the two "
-           "modes').")
+           "call model.train() at the start of train_one_epoch: evaluate() leaves the model in eval mode, which "
+           f"switches dropout off {_MODES_SECTION}.")
     expect(all(f["grad"] for f in forwards), f"{what} ran the model with gradients disabled.",
            "torch.is_grad_enabled() == True", False, "do not wrap the training step in torch.no_grad().")
     expect(len(forwards) == n_batches, f"{what} made the wrong number of forward passes.", n_batches,
@@ -245,7 +296,7 @@ def _judge_train_run(raw, kind, start_eval):
         fail(f"{what} called optimizer.step() without gradients.", "gradients from loss.backward()",
              "no gradients (None or all zero)",
              "call loss.backward() before optimizer.step(), and zero the gradients before backward, not between "
-             f"backward and step ({LECTURE}, '3. One epoch: a pass over the whole training loader').")
+             f"backward and step {_TRAIN_SECTION}.")
     expect(zero_grads > 0, f"{what} never zeroed the gradients, so they accumulated across batches.",
            f"optimizer.zero_grad() once per batch ({n_batches})", 0,
            "call optimizer.zero_grad() (or model.zero_grad()) for every batch, before loss.backward().")
@@ -270,7 +321,7 @@ def _judge_train_run(raw, kind, start_eval):
                  "the gradient of this batch's loss only",
                  "the sum over this and earlier batches" if leaked else "different gradients", hint)
     _expect_float(result, what)
-    _expect_mean(result, ref_losses, loader, what, "train_one_epoch")
+    _expect_train_mean(result, ref_losses, what)
     expect(_same_state(after, _state(model)),
            f"{what} left the parameters different from one correct epoch from the same start.",
            hint="one zero_grad / forward / loss / backward / step per batch, nothing else changing the weights.")
@@ -288,7 +339,8 @@ def _judge_on_gpu(raw, what, forward_devices: bool):
 
 @one_thread
 def judge_train_one_epoch(obs: dict, **kwargs) -> None:
-    """train_one_epoch: train mode, one zero_grad/forward/backward/step per batch, mean batch loss as a float."""
+    """train_one_epoch: train mode, one zero_grad/forward/backward/step per batch, mean batch loss as a float
+    (the mean per sample is accepted too)."""
     with _reading("train_one_epoch"):
         runs, gpu = obs["runs"], obs["gpu"]
         raws = [runs[kind] for kind, _ in TRAIN_RUNS]
@@ -325,8 +377,7 @@ def _judge_evaluate_run(raw, kind):
            "compute model(X) with the model you are given.")
     expect(not any(any(f["training"]) for f in forwards), f"{what} ran the model in training mode.",
            "model.training == False in every forward pass", "model.training == True",
-           f"call model.eval() at the start of evaluate, so dropout is off ({LECTURE}, '4. The validation loop: "
-           "`model.eval()` and `torch.no_grad()`').")
+           f"call model.eval() at the start of evaluate, so dropout is off {_EVALUATE_SECTION}.")
     expect(not any(f["grad"] for f in forwards), f"{what} built a computation graph.",
            "torch.is_grad_enabled() == False during the forward passes", True,
            "wrap the loop in `with torch.no_grad():` (or torch.inference_mode()): evaluation needs no "
@@ -341,7 +392,7 @@ def _judge_evaluate_run(raw, kind):
     expect(len(forwards) == n_batches, f"{what} made the wrong number of forward passes.", n_batches,
            len(forwards), "call the model once per batch.")
     _expect_float(result, what)
-    _expect_mean(result, _reference_evaluate(model, loader, criterion), loader, what, "evaluate")
+    _expect_evaluate_mean(result, _reference_evaluate(model, loader, criterion), what)
     _expect_moved(moved, n_batches, what, "cpu")
 
 
@@ -365,7 +416,7 @@ def _judge_notebook(raw):
 
 @one_thread
 def judge_evaluate(obs: dict, **kwargs) -> None:
-    """evaluate: eval mode, no graph, parameters unchanged, the plain mean batch loss as a float.
+    """evaluate: eval mode, no graph, parameters unchanged, the exact mean loss per sample as a float.
 
     With the notebook's own model, loader and criterion, also checks that its weights are left unchanged.
     """
@@ -415,28 +466,32 @@ def judge_fit(obs: dict, **kwargs) -> None:
         expect(all(all(modes) for modes in train_modes), f"{what}: train_one_epoch ran the model in eval mode.",
                "model.training == True while training", "model.training == False",
                "evaluate() leaves the model in eval mode, so train_one_epoch must call model.train() itself "
-               f"({LECTURE}, '5. Why dropout and batch norm behave differently in the two modes').")
+               f"{_MODES_SECTION}.")
         expect(not any(any(modes) for modes in val_modes), f"{what}: evaluate ran the model in training mode.",
                "model.training == False while evaluating", "model.training == True", "call model.eval() in evaluate.")
         ref_losses, _ = _reference_train(model, loader, criterion, optimizer, epoch)
         ref_val = _reference_evaluate(model, val, criterion)
-        expected = (sum(ref_losses) / len(ref_losses), sum(ref_val) / len(ref_val))
-        for name, found, value, hint in (
-            ("training loss (train_one_epoch)", train_loss, expected[0],
-             "one zero_grad / forward / loss / backward / step per batch; return the plain mean of loss.item()"),
-            ("validation loss (evaluate)", val_loss, expected[1],
-             "evaluate must return the plain mean of loss.item() and change nothing: no backward, no step"),
-        ):
-            expect(math.isclose(found, value, rel_tol=1e-4, abs_tol=1e-6),
-                   f"{what}: the {name} differs from a correct loop's.", f"{value:.5f}", f"{found:.5f}", hint)
+        train_plain, train_per_sample = _plain_mean(ref_losses), _per_sample_mean(ref_losses)
+        expect(_close(train_loss, train_plain) or _close(train_loss, train_per_sample),
+               f"{what}: the training loss (train_one_epoch) differs from a correct loop's.",
+               f"{train_plain:.5f} (or the mean per sample, {train_per_sample:.5f})", f"{train_loss:.5f}",
+               "one zero_grad / forward / loss / backward / step per batch; return the mean of the batches' "
+               "loss.item()")
+        val_expected = _per_sample_mean(ref_val)
+        hint = "evaluate must return the mean loss per sample and change nothing: no backward, no step"
+        if _close(val_loss, _plain_mean(ref_val)):
+            hint = EVALUATE_PLAIN_MEAN_HINT
+        expect(_close(val_loss, val_expected),
+               f"{what}: the validation loss (evaluate) differs from a correct loop's.", f"{val_expected:.5f}",
+               f"{val_loss:.5f}", hint)
     with _reading(f"{FIT_EPOCHS} epochs of train_one_epoch and evaluate"):
         after = _read_state(obs["after"], _state(model))
     expect(_same_state(after, _state(model)),
            f"after {FIT_EPOCHS} epochs (train_one_epoch, then evaluate) the weights differ from a correct loop's.",
            hint="one zero_grad / forward / loss / backward / step per batch in train_one_epoch; "
                 "evaluate changes nothing.")
-    expect(expected[0] < 0.6, "five epochs did not make the reference learn (a bug in the check).", "< 0.6",
-           expected[0])
+    expect(train_plain < 0.6, "five epochs did not make the reference learn (a bug in the check).", "< 0.6",
+           train_plain)
 
 
 check_fit = judged(observe_fit, judge_fit)

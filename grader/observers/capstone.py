@@ -3,9 +3,11 @@
 The input builders here (the data splits, the grader's small models and rows) are shared with the
 judge, which calls them again in the trusted process instead of reading inputs back from an
 observation. For train_capstone the observer records what the judge needs to rebuild the trained
-model itself: the model's layers in the order its forward pass calls them, with their parameters,
-the mean and std it returns, and its logits on the reserved rows; plus every distinct row the model
-was trained on. The judge decides which of those rows are reserved and scores the rebuilt model.
+model itself: the steps of its forward pass in the order they run (every leaf module, with its
+class, parameters, buffers and settings, and every torch.nn.functional or torch activation called
+outside a module, such as F.relu), the mean and std it returns, and its logits on the reserved rows;
+plus every distinct row the model was trained on. The judge decides which of those rows are reserved,
+which steps it can rebuild, and scores the rebuilt model.
 """
 
 import copy
@@ -16,7 +18,9 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from grader.observation import capture, encode
 from grader.observers import inference
@@ -29,6 +33,8 @@ VAL_SEED = 0
 N_FEATURES = 30
 # More distinct training rows than this are not sent (the count is): the observation stays a few MB.
 MAX_SEEN_ROWS = 20_000
+# A forward pass with more steps than this is not sent in full (the judge then cannot rebuild it).
+MAX_STEPS = 500
 
 
 def _one_thread(observe):
@@ -179,36 +185,142 @@ def forget_runs() -> None:
     _runs.clear()
 
 
+# Settings that define what a layer computes in evaluation mode; recorded when they are plain values.
+_SETTINGS = ("eps", "negative_slope", "alpha", "approximate", "beta", "threshold", "min_val", "max_val", "lambd",
+             "normalized_shape", "track_running_stats", "start_dim", "end_dim", "p")
+
+
+def _plain(value):
+    """A setting as JSON can carry it, or None."""
+    if isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
+        return list(value)
+    return None
+
+
+def _kind(module: nn.Module) -> str | None:
+    """The torch.nn class a module is (the first one in its class hierarchy), e.g. "ReLU" for a subclass of it."""
+    for cls in type(module).__mro__:
+        if cls.__module__.startswith("torch.nn.modules.") and cls is not nn.Module:
+            return cls.__name__
+    return None
+
+
 def _layer(module: nn.Module) -> dict:
-    kinds = [(nn.Linear, "Linear"), (nn.ReLU, "ReLU"), (nn.Dropout, "Dropout"), (nn.Identity, "Identity")]
-    return {"type": type(module).__name__, "kind": next((k for cls, k in kinds if isinstance(module, cls)), None),
-            "parameters": {name: encode(p) for name, p in module.named_parameters(recurse=False)}}
+    settings = {name: _plain(getattr(module, name)) for name in _SETTINGS if hasattr(module, name)}
+    return {"type": type(module).__name__, "kind": _kind(module),
+            "parameters": {name: encode(p) for name, p in module.named_parameters(recurse=False)},
+            "buffers": {name: encode(b) for name, b in module.named_buffers(recurse=False) if b is not None},
+            "config": {name: value for name, value in settings.items() if value is not None}}
+
+
+def _functionals() -> dict:
+    """Activations a forward pass may call as functions: the function, its layer kind, and its settings in
+    positional order after the input, with their defaults."""
+    table = {}
+
+    def add(kind, names, *functions):
+        for function in functions:
+            if function is not None:
+                table[function] = (kind, names)
+
+    tensor = torch.Tensor
+    add("ReLU", (), F.relu, torch.relu, tensor.relu, getattr(F, "relu_", None), torch.relu_, tensor.relu_)
+    add("LeakyReLU", (("negative_slope", 0.01),), F.leaky_relu)
+    add("ELU", (("alpha", 1.0),), F.elu)
+    add("CELU", (("alpha", 1.0),), F.celu)
+    add("SELU", (), F.selu, torch.selu)
+    add("GELU", (("approximate", "none"),), F.gelu)
+    add("SiLU", (), F.silu)
+    add("Mish", (), F.mish)
+    add("Softplus", (("beta", 1.0), ("threshold", 20.0)), F.softplus)
+    add("Tanh", (), torch.tanh, tensor.tanh)
+    add("Sigmoid", (), torch.sigmoid, tensor.sigmoid)
+    add("ReLU6", (), F.relu6)
+    add("Hardtanh", (("min_val", -1.0), ("max_val", 1.0)), F.hardtanh)
+    add("Hardswish", (), F.hardswish)
+    add("Hardsigmoid", (), F.hardsigmoid)
+    add("Softsign", (), F.softsign)
+    add("Dropout", (("p", 0.5), ("training", True)), F.dropout)
+    return table
+
+
+_FUNCTIONALS = _functionals()
+# Calls that only look at a tensor: left out of the unknown operations a message names.
+_LOOKS = {"__get__", "size", "dim", "numel", "__len__", "is_floating_point", "is_contiguous"}
+
+
+class _Steps(TorchFunctionMode):
+    """Records, in order, every leaf module called (through the hooks) and every activation function called
+    outside a leaf module; names the other operations done outside modules, for the judge's message."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps: list = []  # a leaf module (described after the forward pass, outside this mode) or a dict
+        self.others: list[str] = []
+        self.inside = 0  # how many leaf modules are running
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self.inside == 0:
+            known = _FUNCTIONALS.get(func)
+            if known is not None:
+                kind, names = known
+                config = {}
+                for i, (name, default) in enumerate(names, start=1):
+                    value = _plain(args[i] if len(args) > i else kwargs.get(name, default))
+                    if value is not None:
+                        config[name] = value
+                self.add({"type": f"{getattr(func, '__module__', None) or 'torch'}.{func.__name__}", "kind": kind,
+                          "functional": True, "parameters": {}, "buffers": {}, "config": config})
+            else:
+                name = getattr(func, "__name__", type(func).__name__)
+                if name not in _LOOKS and name not in self.others and len(self.others) < 20:
+                    self.others.append(name)
+        return func(*args, **kwargs)
+
+    def add(self, step) -> None:
+        if len(self.steps) <= MAX_STEPS:
+            self.steps.append(step)
+
+    def before(self, module, inputs):
+        if next(module.children(), None) is None:
+            self.inside += 1
+
+    def after(self, module, inputs, output):
+        if next(module.children(), None) is None:
+            self.inside -= 1
+            if self.inside == 0:
+                self.add(module)
+
+    def described(self) -> list[dict]:
+        return [_layer(step) if isinstance(step, nn.Module) else step for step in self.steps]
 
 
 def _observe_model(model: nn.Module, mean, std) -> dict:
-    """The model's logits on the standardised reserved rows, and its leaf layers in the order it called them."""
-    called: list[nn.Module] = []
-
-    def after(module, inputs, output):
-        if next(module.children(), None) is None:
-            called.append(module)
+    """The model's logits on the standardised reserved rows, and the steps of its forward pass in order."""
+    steps = _Steps()
 
     def logits(X):
         model.to("cpu")
         model.eval()
-        handle = torch.nn.modules.module.register_module_forward_hook(after)
+        handles = [torch.nn.modules.module.register_module_forward_pre_hook(steps.before),
+                   torch.nn.modules.module.register_module_forward_hook(steps.after)]
         try:
-            with torch.no_grad():
+            with torch.no_grad(), steps:
                 return model(X)
         finally:
-            handle.remove()
+            for handle in handles:
+                handle.remove()
 
     try:
         X = reserved_inputs(mean, std)
     except Exception:  # noqa: BLE001 -- statistics that are not (30,) tensors: the judge stops before scoring
         return {}
     observed = {"logits": capture(logits, X)}
-    observed["layers"] = [_layer(module) for module in called]
+    observed["layers"] = steps.described()
+    observed["other_operations"] = steps.others
     return observed
 
 

@@ -1,15 +1,21 @@
 """Observers for exercise 06 (inference): predict and precision_recall on the grader's inputs.
 
-The models and rows are rebuilt from the same seeds by the judge (grader.checks.inference), which
-reads only what the student's functions returned and what the spy saw during each forward pass.
+The judge (grader.checks.inference) builds the same models and rows from the same definitions
+(label_cases, precision_recall_cases) and fixed seeds, and reads only what the student's functions
+returned and what the spy saw during each forward pass.
 """
 
 import functools
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from grader.observation import capture
+
+# Logits a hair from 0. The float32 sigmoid rounds the first four to exactly 0.5 (on a typical CPU), so for
+# the two negative ones p >= 0.5 says 1 and logit >= 0 says 0; the last two are clear of that sliver.
+TINY_LOGITS = (-1.5e-7, -1e-8, 0.0, 1e-8, -1e-6, 1e-6)
 
 
 class _Spy(nn.Module):
@@ -52,23 +58,42 @@ def _keeps_rng(observe):
     return run
 
 
-def _label_cases() -> list[tuple[nn.Module, torch.Tensor, float | None]]:
-    """(model, X, threshold or None for the default), in the order the judge expects them."""
-    boundary = fixed_linear([1.0, 0.0], 0.0)
+class LabelCase(NamedTuple):
+    """One call of predict: the judge (grader.checks.inference) rebuilds the same list."""
+
+    model: nn.Module
+    X: torch.Tensor
+    threshold: float | None  # None: predict's default
+    what: str  # how a failure message names the call
+    exact: bool  # every row is judged (False: rows whose probability is near the threshold are not)
+
+
+def label_cases() -> list[LabelCase]:
+    """Every predict call of the labels check, in order; built from fixed seeds, so observer and judge agree."""
+    boundary = fixed_linear([1.0, 0.0], 0.0)  # logits exactly -2, -0.3, 0, 0, 0.3, 2 on X
     X = torch.tensor([[-2.0, 5.0], [-0.3, 1.0], [0.0, -4.0], [0.0, 7.0], [0.3, 0.0], [2.0, 3.0]])
-    zero = fixed_linear([0.0, 0.0, 0.0], 0.0)
+    logits = "logits -2, -0.3, 0, 0, 0.3, 2"
+    zero = fixed_linear([0.0, 0.0, 0.0], 0.0)  # every logit exactly 0, every probability exactly 0.5
     X_zero = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
     deep = seeded(11, lambda: nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 1)))
     X7 = torch.randn(40, 7, generator=torch.Generator().manual_seed(3)) * 3
     flipped = fixed_linear([-1.0, 0.0], 0.0)
     return [
-        (boundary, X, None),
-        (zero, X_zero, None),
-        (boundary, X, 0.5),
-        *[(boundary, X, threshold) for threshold in (0.8, 0.2, 0.6, 0.05)],
-        *[(deep, X7, threshold) for threshold in (0.5, 0.3, 0.7)],
-        (deep, X7[:1], None),
-        (flipped, X, None),
+        LabelCase(boundary, X, None, f"predict(model, X) with {logits}", True),
+        LabelCase(zero, X_zero, None,
+                  "predict(model, X) for a model whose logits are all exactly 0 (probability 0.5)", True),
+        LabelCase(boundary, X, 0.5, f"predict(model, X, threshold=0.5) with {logits}", True),
+        # Other thresholds: the probabilities stay well away from them, so any correct comparison agrees.
+        *[LabelCase(boundary, X, t, f"predict(model, X, threshold={t})", True) for t in (0.8, 0.2, 0.6, 0.05)],
+        *[LabelCase(deep, X7, t, f"predict(model, X, threshold={t}) for a 2-layer network and 7 features", False)
+          for t in (0.5, 0.3, 0.7)],
+        LabelCase(deep, X7[:1], None, "predict(model, X) for a single row", False),
+        # Logits within float32's reach of 0: sigmoid rounds the ones in (-1.8e-7, 0) to exactly 0.5, where
+        # p >= 0.5 and logit >= 0 disagree (the judge accepts either label there); the rest must be exact.
+        LabelCase(boundary, torch.tensor([[v, 0.0] for v in TINY_LOGITS]), None,
+                  f"predict(model, X) with logits {', '.join(f'{v:g}' for v in TINY_LOGITS)}", True),
+        # A second model on the same rows must give its own labels.
+        LabelCase(flipped, X, None, "predict(model, X) for a second model (logits 2, 0.3, 0, 0, -0.3, -2)", True),
     ]
 
 
@@ -80,7 +105,7 @@ def _predict_call(predict, model, X, threshold=None, **kwargs) -> dict:
 @_keeps_rng
 def observe_predict_labels(predict, **kwargs) -> dict:
     """predict's labels for every grader model, row set and threshold."""
-    return {"calls": [_predict_call(predict, model, X, threshold) for model, X, threshold in _label_cases()]}
+    return {"calls": [_predict_call(predict, case.model, case.X, case.threshold) for case in label_cases()]}
 
 
 @_keeps_rng
@@ -110,19 +135,23 @@ def _observe_on_gpu(predict) -> dict:
     return {"result": result, "forwards": spy.calls}
 
 
-def _precision_recall_cases() -> list[tuple[torch.Tensor, torch.Tensor]]:
+def precision_recall_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
+    """(name, y_hat, y) for every precision_recall call, in order; the judge rebuilds the same list."""
     generator = torch.Generator().manual_seed(8)
     return [
-        (torch.tensor([1, 1, 0, 1, 0, 0, 1]), torch.tensor([1, 0, 0, 1, 1, 0, 1])),
-        (torch.tensor([1, 1, 1, 0, 0]), torch.tensor([1, 0, 0, 0, 1])),
-        (torch.tensor([1, 0, 0, 0]), torch.tensor([1, 1, 1, 0])),
-        (torch.zeros(6, dtype=torch.long), torch.tensor([1, 0, 1, 0, 0, 1])),
-        (torch.tensor([1, 0, 1, 0]), torch.zeros(4, dtype=torch.long)),
-        (torch.randint(0, 2, (200,), generator=generator), torch.randint(0, 2, (200,), generator=generator)),
+        ("y_hat = [1, 1, 0, 1, 0, 0, 1], y = [1, 0, 0, 1, 1, 0, 1]",
+         torch.tensor([1, 1, 0, 1, 0, 0, 1]), torch.tensor([1, 0, 0, 1, 1, 0, 1])),
+        ("y_hat = [1, 1, 1, 0, 0], y = [1, 0, 0, 0, 1]", torch.tensor([1, 1, 1, 0, 0]), torch.tensor([1, 0, 0, 0, 1])),
+        ("y_hat = [1, 0, 0, 0], y = [1, 1, 1, 0]", torch.tensor([1, 0, 0, 0]), torch.tensor([1, 1, 1, 0])),
+        ("y_hat all 0 (no predicted positives)", torch.zeros(6, dtype=torch.long), torch.tensor([1, 0, 1, 0, 0, 1])),
+        ("y all 0 (no actual positives)", torch.tensor([1, 0, 1, 0]), torch.zeros(4, dtype=torch.long)),
+        ("200 random labels", torch.randint(0, 2, (200,), generator=generator),
+         torch.randint(0, 2, (200,), generator=generator)),
     ]
 
 
 @_keeps_rng
 def observe_precision_recall(precision_recall, **kwargs) -> dict:
     """precision_recall's result for every grader label set."""
-    return {"calls": [capture(precision_recall, y_hat.clone(), y.clone()) for y_hat, y in _precision_recall_cases()]}
+    return {"calls": [capture(precision_recall, y_hat.clone(), y.clone())
+                      for _, y_hat, y in precision_recall_cases()]}

@@ -68,14 +68,60 @@ def observe_to_float32_tensor(to_float32_tensor, **kwargs) -> dict:
     return {"calls": calls}
 
 
+# The machines pick_device is called on: (key, a compiled-in CUDA accelerator, the number of visible CUDA GPUs).
+DEVICE_SCENARIOS = (
+    ("gpu_present", True, 1),             # a CUDA build with one GPU (Colab's GPU runtime)
+    ("gpu_absent", False, 0),             # a CPU-only build (a laptop with pip's CPU wheel)
+    ("gpu_absent_cuda_build", True, 0),   # a CUDA build and no GPU (Colab's CPU runtime)
+)
+
+
+class _Missing:
+    """Stands for an attribute a module did not have."""
+
+
+def _set(owner, name, value, saved: list) -> None:
+    saved.append((owner, name, getattr(owner, name, _Missing)))
+    setattr(owner, name, value)
+
+
+def _restore(saved: list) -> None:
+    for owner, name, value in reversed(saved):
+        if value is _Missing:
+            if hasattr(owner, name):
+                delattr(owner, name)
+        else:
+            setattr(owner, name, value)
+
+
+def _simulated(compiled: bool, count: int) -> list:
+    """Make every public way of asking torch about GPUs answer as on that machine, and return what to restore.
+
+    The primitives that torch.cuda.is_available, torch.cuda.device_count and torch.accelerator consult at
+    call time are replaced, not the public functions, so a function imported early (`from torch.cuda import
+    is_available`) answers the same as `torch.cuda.is_available()`.
+    """
+    saved: list = [(torch._C, "_cuda_getDeviceCount", getattr(torch._C, "_cuda_getDeviceCount", _Missing))]
+    if compiled:
+        torch._C._cuda_getDeviceCount = lambda: count
+    elif hasattr(torch._C, "_cuda_getDeviceCount"):
+        del torch._C._cuda_getDeviceCount  # torch.cuda._is_compiled() now answers False
+    _set(torch.cuda, "_nvml_based_avail", lambda: False, saved)
+    _set(torch.cuda, "_device_count_nvml", lambda: -1, saved)
+    _set(torch.cuda, "_cached_device_count", None, saved)
+    if hasattr(torch._C, "_accelerator_getAccelerator"):
+        accelerator = torch.device("cuda") if compiled else None
+        _set(torch._C, "_accelerator_getAccelerator", lambda: accelerator, saved)
+    return saved
+
+
 def observe_pick_device(pick_device, **kwargs) -> dict:
-    """pick_device() while torch.cuda.is_available() answers True, then False."""
-    original = torch.cuda.is_available
+    """pick_device() on each simulated machine of DEVICE_SCENARIOS."""
     calls = {}
-    try:
-        for available, key in [(True, "gpu_present"), (False, "gpu_absent")]:
-            torch.cuda.is_available = lambda available=available: available
+    for key, compiled, count in DEVICE_SCENARIOS:
+        saved = _simulated(compiled, count)
+        try:
             calls[key] = capture(pick_device)
-    finally:
-        torch.cuda.is_available = original
+        finally:
+            _restore(saved)
     return calls

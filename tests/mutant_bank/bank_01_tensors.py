@@ -69,6 +69,16 @@ def pick_device():
 """},
         loses={"test_pick_device": "GPU present"},
     ),
+    Mutant(
+        name="device_decided_once_before",
+        cells={"pick_device": """
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+def pick_device():
+    return DEVICE
+"""},
+        loses={"test_pick_device": "each time it is called"},
+    ),
 ]
 
 CORRECT = [
@@ -97,4 +107,27 @@ def pick_device():
 """,
         },
     ),
+    # Any correct way to ask torch about the GPU earns the points of Part E.
+    Correct(name="device_count", cells={"pick_device": """
+def pick_device():
+    return torch.device("cuda" if torch.cuda.device_count() > 0 else "cpu")
+"""}),
+    Correct(name="is_available_imported_early", cells={"pick_device": """
+from torch.cuda import is_available
+
+def pick_device():
+    return torch.device("cuda:0") if is_available() else torch.device("cpu")
+"""}),
+    Correct(name="accelerator_checked", cells={"pick_device": """
+def pick_device():
+    if hasattr(torch, "accelerator"):  # PyTorch 2.6 and later
+        return torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+"""}),
+    Correct(name="mps_then_cuda", cells={"pick_device": """
+def pick_device():
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+"""}),
 ]

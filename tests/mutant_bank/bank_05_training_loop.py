@@ -110,19 +110,6 @@ TRAIN_MISTAKES = {
         total += loss.item()
     return total
 """, "sum of the batch losses", "between 0.1 and 1"),
-    "weighted_by_batch_size": ("""
-    model.train()
-    total, count = 0.0, 0
-    for X, y in loader:
-        X, y = X.to(device), y.to(device)
-        optimizer.zero_grad()
-        loss = criterion(model(X), y)
-        loss.backward()
-        optimizer.step()
-        total += loss.item() * len(X)
-        count += len(X)
-    return total / count
-""", "plain mean", "plain mean"),
     "returns_tensor_with_graph": ("""
     model.train()
     losses = []
@@ -212,54 +199,59 @@ def train_one_epoch(model, loader, criterion, opt, device="cpu"):
 
 EVALUATE_MISTAKES = {
     "evaluate_no_eval": ("""
-    losses = []
+    total, n = 0.0, 0
     with torch.no_grad():
         for X, y in loader:
             X, y = X.to(device), y.to(device)
-            losses.append(criterion(model(X), y).item())
-    return sum(losses) / len(losses)
+            total += criterion(model(X), y).item() * len(X)
+            n += len(X)
+    return total / n
 """, "ran the model in training mode", "call model.eval()"),
     "evaluate_builds_graph": ("""
     model.eval()
-    losses = []
+    total, n = 0.0, 0
     for X, y in loader:
         X, y = X.to(device), y.to(device)
-        losses.append(criterion(model(X), y).item())
-    return sum(losses) / len(losses)
+        total += criterion(model(X), y).item() * len(X)
+        n += len(X)
+    return total / n
 """, "built a computation graph", "torch.no_grad()"),
     "evaluate_trains_with_new_optimizer": ("""
     model.eval()
     step = torch.optim.SGD(model.parameters(), lr=0.01)
-    losses = []
+    total, n = 0.0, 0
     for X, y in loader:
         X, y = X.to(device), y.to(device)
         step.zero_grad()
         loss = criterion(model(X), y)
         loss.backward()
         step.step()
-        losses.append(loss.item())
-    return sum(losses) / len(losses)
+        total += loss.item() * len(X)
+        n += len(X)
+    return total / n
 """, "built a computation graph", "gradients were on"),
     "evaluate_steps_global_optimizer": ("""
     model.eval()
-    losses = []
+    total, n = 0.0, 0
     with torch.no_grad():
         for X, y in loader:
             X, y = X.to(device), y.to(device)
-            losses.append(criterion(model(X), y).item())
+            total += criterion(model(X), y).item() * len(X)
+            n += len(X)
     optimizer.step()  # "to update the scheduler" -- but this optimizer is the notebook's global one
-    return sum(losses) / len(losses)
+    return total / n
 """, "changed the notebook model's parameters", "evaluate changed the weights"),
     "evaluate_zeroes_weights_in_place": ("""
     model.eval()
-    losses = []
+    total, n = 0.0, 0
     with torch.no_grad():
         for X, y in loader:
             X, y = X.to(device), y.to(device)
-            losses.append(criterion(model(X), y).item())
+            total += criterion(model(X), y).item() * len(X)
+            n += len(X)
         for p in model.parameters():
             p.mul_(0.99)
-    return sum(losses) / len(losses)
+    return total / n
 """, "changed the model's parameters", "evaluate changed the weights"),
     "evaluate_returns_last": ("""
     model.eval()
@@ -268,27 +260,61 @@ EVALUATE_MISTAKES = {
             X, y = X.to(device), y.to(device)
             loss = criterion(model(X), y).item()
     return loss
-""", "last batch", "last batch"),
+""", "last batch", "weight each batch's loss by its size"),
     "evaluate_returns_tensor": ("""
     model.eval()
     losses = []
     with torch.no_grad():
         for X, y in loader:
             X, y = X.to(device), y.to(device)
-            losses.append(criterion(model(X), y))
-    return torch.stack(losses).mean()
+            losses.append(criterion(model(X), y) * len(X))
+    return torch.stack(losses).sum() / len(loader.dataset)
 """, "not a Python float", "expected a Python float"),
     "evaluate_ignores_device": ("""
+    model.eval()
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for X, y in loader:
+            total += criterion(model(X), y).item() * len(X)
+            n += len(X)
+    return total / n
+""", "did not move every batch to device", "did not move every batch to device"),
+    # The training-curve convention is not the evaluation one: the plain mean moves with the batch size.
+    "evaluate_plain_mean_of_batches": ("""
     model.eval()
     losses = []
     with torch.no_grad():
         for X, y in loader:
+            X, y = X.to(device), y.to(device)
             losses.append(criterion(model(X), y).item())
     return sum(losses) / len(losses)
-""", "did not move every batch to device", "did not move every batch to device"),
+""", "evaluate must return the mean per sample", "weight each batch's loss by its size"),
+    "evaluate_divides_by_batches": ("""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            total += criterion(model(X), y).item() * len(X)
+    return total / len(loader)
+""", "divide by the number of samples", "weight each batch's loss by its size"),
 }
 
 CORRECT_TRAIN = {
+    # The mean per sample, as Keras and Lightning report an epoch: the text accepts it too.
+    "weighted_by_batch_size": """
+    model.train()
+    total, count = 0.0, 0
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(X)
+        count += len(X)
+    return total / count
+""",
     "zero_grad_after_step": """
     model.train()
     losses = []
@@ -358,20 +384,20 @@ CORRECT_TRAIN = {
 CORRECT_EVALUATE = {
     "evaluate_inference_mode": """
     model.eval()
-    losses = []
+    total, n = 0.0, 0
     with torch.inference_mode():
         for X, y in loader:
             X, y = X.to(device), y.to(device)
-            losses.append(criterion(model(X), y).item())
-    return sum(losses) / len(losses)
+            total += criterion(model(X), y).item() * X.shape[0]
+            n += X.shape[0]
+    return total / n
 """,
-    "evaluate_no_grad_decorator_and_len": """
+    "evaluate_no_grad_decorator_and_dataset_len": """
     @torch.no_grad()
     def run():
         model.eval()
-        return [criterion(model(X.to(device)), y.to(device)).item() for X, y in loader]
-    losses = run()
-    return sum(losses) / len(loader)
+        return [criterion(model(X.to(device)), y.to(device)).item() * len(y) for X, y in loader]
+    return sum(run()) / len(loader.dataset)
 """,
     "evaluate_restores_train_mode": """
     was_training = model.training
@@ -380,10 +406,30 @@ CORRECT_EVALUATE = {
     with torch.no_grad():
         for X, y in loader:
             X, y = X.to(device), y.to(device)
-            total += criterion(model(X), y).item()
-            n += 1
+            total += criterion(model(X), y).item() * len(y)
+            n += len(y)
     model.train(was_training)
     return total / n
+""",
+    # One loss over every sample at once: the mean per sample by construction.
+    "evaluate_concatenates_outputs": """
+    model.eval()
+    outputs, targets = [], []
+    with torch.no_grad():
+        for X, y in loader:
+            outputs.append(model(X.to(device)))
+            targets.append(y.to(device))
+        return criterion(torch.cat(outputs), torch.cat(targets)).item()
+""",
+    "evaluate_weights_as_fractions": """
+    model.eval()
+    n = len(loader.dataset)
+    mean = 0.0
+    with torch.no_grad():
+        for X, y in loader:
+            X, y = X.to(device), y.to(device)
+            mean += criterion(model(X), y).item() * len(X) / n
+    return float(mean)
 """,
 }
 
@@ -397,6 +443,7 @@ ALSO_LOSES = {
     "no_train_mode": {"test_fit": "train_one_epoch ran the model in eval mode"},
     "evaluate_no_eval": {"test_fit": "evaluate ran the model in training mode"},
     "returns_last_batch_loss": {"test_fit": "the training loss (train_one_epoch) differs"},
+    "evaluate_plain_mean_of_batches": {"test_fit": "evaluate must return the mean per sample"},
 }
 
 MUTANTS = [

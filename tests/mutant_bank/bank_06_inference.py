@@ -38,6 +38,16 @@ MUTANTS = [
         loses={"test_predict_labels": "expected [0, 1, 1, 1]"},
     ),
     Mutant(
+        name="strict_greater_on_logits",
+        cells={"predict": _predict("""
+    model.to(device).eval()
+    with torch.no_grad():
+        logits = model(X.to(device)).squeeze(1)
+    return (logits > torch.logit(torch.tensor(threshold))).long().cpu()
+""")},
+        loses={"test_predict_labels": "logit 0 -> probability 0.5 -> 1"},
+    ),
+    Mutant(
         name="ignores_threshold",
         cells={"predict": _predict("""
     model.to(device).eval()
@@ -240,6 +250,34 @@ def precision_recall(y_hat, y):
     finally:
         model.train(was_training)
     return (probs >= threshold).long().cpu()
+""")},
+    ),
+    # In float32, p >= 0.5 and logit >= 0 disagree for logits in about (-1.8e-7, 0): all three are right.
+    Correct(
+        name="float64_probabilities",
+        cells={"predict": _predict("""
+    model.to(device).eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(X.to(device)).double()).squeeze(1)
+    return (probs >= threshold).long().cpu()
+""")},
+    ),
+    Correct(
+        name="math_log_odds_threshold",
+        cells={"predict": "import math\n\n" + _predict("""
+    model.to(device).eval()
+    with torch.no_grad():
+        logits = model(X.to(device))[:, 0]
+    return (logits >= math.log(threshold / (1 - threshold))).long().cpu()
+""")},
+    ),
+    Correct(
+        name="one_minus_below",
+        cells={"predict": _predict("""
+    model.to(device).eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(X.to(device))).flatten()
+    return 1 - (probs < threshold).long().cpu()
 """)},
     ),
 ]

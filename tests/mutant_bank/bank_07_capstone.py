@@ -212,9 +212,94 @@ def load_checkpoint(path, model):
 """},
         loses={"test_checkpoint": "use load_state_dict"},
     ),
+    # A layer the grader cannot rebuild: Part E cannot score the model (Part E lists the layers it can).
+    Mutant(
+        name="unscorable_home_made_layer",
+        cells={"train_capstone": """
+class Scale(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.s = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return x * self.s
+
+
+def train_capstone(X_train, y_train):
+    torch.manual_seed(0)
+    mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+    std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+    loader = DataLoader(TabularDataset((X_train - mean.numpy()) / std.numpy(), y_train), batch_size=32, shuffle=True)
+    model = nn.Sequential(nn.Linear(30, 32), Scale(), nn.ReLU(), nn.Linear(32, 1)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for epoch in range(20):
+        train_one_epoch(model, loader, nn.BCEWithLogitsLoss(), optimizer, device)
+    return model, mean, std
+"""},
+        loses={
+            "test_reserved_accuracy_090": "layers the reserved rows cannot score",
+            "test_reserved_accuracy_095": "layers the reserved rows cannot score",
+        },
+    ),
 ]
 
 CORRECT = [
+    # Part E invites a better model: standard layers the grader can rebuild are scored like an MLP.
+    Correct(
+        name="batch_norm_gelu_dropout_sequential",
+        cells={"train_capstone": """
+def train_capstone(X_train, y_train):
+    torch.manual_seed(0)
+    mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+    std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+    loader = DataLoader(TabularDataset((X_train - mean.numpy()) / std.numpy(), y_train), batch_size=32, shuffle=True)
+    model = nn.Sequential(nn.Linear(30, 32), nn.BatchNorm1d(32), nn.GELU(), nn.Dropout(0.1),
+                          nn.Linear(32, 1)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for epoch in range(20):
+        train_one_epoch(model, loader, nn.BCEWithLogitsLoss(), optimizer, device)
+    return model, mean, std
+"""}),
+    Correct(
+        name="layer_norm_functional_tanh_leaky_relu_per_sample_epoch_loss",
+        cells={
+            "train_one_epoch": """
+def train_one_epoch(model, loader, criterion, optimizer, device="cpu"):
+    model.train()
+    total, n = 0.0, 0
+    for X, y in loader:
+        X, y = X.to(device), y.to(device)
+        optimizer.zero_grad()
+        loss = criterion(model(X), y)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(X)
+        n += len(X)
+    return total / n
+""",
+            "train_capstone": """
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.norm, self.out = nn.Linear(30, 32), nn.LayerNorm(32), nn.Linear(32, 1)
+
+    def forward(self, x):
+        return self.out(nn.functional.leaky_relu(torch.tanh(self.norm(self.hidden(x))), 0.1))
+
+
+def train_capstone(X_train, y_train):
+    torch.manual_seed(0)
+    X = torch.tensor(X_train, dtype=torch.float32)
+    mean, std = X.mean(dim=0), X.std(dim=0)
+    loader = DataLoader(TabularDataset(((X - mean) / std).numpy(), y_train), batch_size=32, shuffle=True)
+    model = Net().to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for epoch in range(20):
+        train_one_epoch(model, loader, nn.BCEWithLogitsLoss(), optimizer, device)
+    return model, mean, std
+""",
+        },
+    ),
     Correct(
         name="modulelist_lazy_dataset_zero_grad_after_step",
         cells={
