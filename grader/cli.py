@@ -4,13 +4,22 @@ import argparse
 import csv
 import json
 import os
+import re
 from pathlib import Path
+
+from traitlets.config.loader import KVArgParseConfigLoader
 
 from grader import course, release
 
+NBGRADER_OPTION = re.compile(r"^--[A-Za-z_]\w*\.\w+=")
+
 
 def _release(args: argparse.Namespace) -> int:
-    changed = release.release()
+    try:
+        changed = release.release()
+    except release.ReleaseError as error:
+        print(f"error: {error}")
+        return 1
     for path in changed:
         print(f"cleaned {path.relative_to(course.ROOT)}")
     for path in course.exercise_paths():
@@ -32,21 +41,33 @@ def _autograde(args: argparse.Namespace) -> int:
     from sqlalchemy.exc import SAWarning
 
     from grader.autograde import report, run, sandbox
+    from grader.nbgrader_api import load_config
 
     # nbgrader 0.9.6 triggers these inside its own gradebook code; they say nothing to an instructor.
     python_warnings.filterwarnings("ignore", category=SAWarning)
 
-    warnings = sandbox.isolation_warnings()
+    try:
+        containment = sandbox.choose(args.containment)  # says which, before and after grading
+    except sandbox.SandboxError as error:
+        print(f"error: {error}")
+        return 2
+    print(containment.line)
+    warnings = sandbox.isolation_warnings(args.containment)
     for warning in warnings:
         print(f"WARNING: {warning}")
-    limits = sandbox.Limits(cell_timeout_s=args.cell_timeout, notebook_timeout_s=args.notebook_timeout,
-                            memory_bytes=args.memory_mb * 2**20)
+    # nbgrader_config.py, then nbgrader's own `--Class.trait=value` options, then this command's flags.
+    overrides = KVArgParseConfigLoader(argv=args.nbgrader_options).load_config() if args.nbgrader_options else None
+    limits = run.default_limits(
+        load_config(overrides), cell_timeout_s=args.cell_timeout, notebook_timeout_s=args.notebook_timeout,
+        memory_bytes=args.memory_mb * 2**20,
+        max_submission_bytes=args.max_submission_mb * 2**20 if args.max_submission_mb else None)
     out = Path(args.out)
     try:
         rows = run.autograde_class(
             Path(args.submissions), out, workers=args.workers, assignments=args.assignment or None,
             force=args.force, limits=limits, db_url=args.db, autograded=args.autograded,
-            filename_regex=args.filename_regex,
+            filename_regex=args.filename_regex, containment=args.containment, students=args.student,
+            notebook=args.notebook, overrides=overrides,
         )
     except intake.IntakeError as error:
         print(f"error: {error}")
@@ -55,6 +76,7 @@ def _autograde(args: argparse.Namespace) -> int:
     timing = report.Timing(**json.loads(timing_file.read_text())) if timing_file.exists() else None
     with open(out / intake.INTAKE_CSV, newline="", encoding="utf-8") as f:
         ignored = [(r["path"], r["reason"]) for r in csv.DictReader(f) if r["outcome"] == "ignored"]
+    print(containment.line)
     print(report.summary(rows, timing, warnings, ignored))
     print(f"grades: {out / report.GRADES_CSV}   feedback: {out / 'feedback'}   every notebook found: "
           f"{out / intake.INTAKE_CSV}")
@@ -89,6 +111,88 @@ def _student_repo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from grader import lms
+
+    try:
+        done = lms.export(args.lms, Path(args.roster), Path(args.grades), Path(args.out), args.assignment,
+                          args.column)
+    except lms.ExportError as error:
+        print(f"error: {error}")
+        return 1
+    print("\n".join(done.report()))
+    return 0
+
+
+def _feedback_bundle(args: argparse.Namespace) -> int:
+    from grader import feedback_bundle
+
+    try:
+        bundle = feedback_bundle.build(Path(args.grading), Path(args.out), args.assignment, exchange=args.exchange)
+    except feedback_bundle.BundleError as error:
+        print(f"error: {error}")
+        return 1
+    print("\n".join(bundle.report()))
+    return 0
+
+
+def _similarity(args: argparse.Namespace) -> int:
+    from grader import similarity
+
+    try:
+        result = similarity.compare(args.assignment, Path(args.grading), Path(args.out) if args.out else None,
+                                    [Path(p) for p in args.submitted or []], top=args.top)
+    except similarity.SimilarityError as error:
+        print(f"error: {error}")
+        return 1
+    print("\n".join(result.summary(args.top)))
+    return 0
+
+
+def _add_lms_commands(commands) -> None:
+    """export, feedback-bundle and similarity: what follows grading."""
+    from grader import lms
+
+    export = commands.add_parser(
+        "export", help="grades.csv into your LMS's gradebook file (Canvas gradebook, Moodle worksheet or gradebook)",
+        description=lms.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("--lms", required=True, choices=lms.LMSES, help="the LMS the roster comes from")
+    export.add_argument("--roster", required=True, help="the gradebook (or Moodle grading worksheet) CSV exported "
+                        "from the LMS; never modified")
+    export.add_argument("--grades", required=True, help="autograde's grades.csv, e.g. grading/grades.csv")
+    export.add_argument("--out", required=True, help="the file to write and import into the LMS")
+    export.add_argument("--assignment", action="append", help="export only this assignment (repeatable); "
+                        "default: every assignment in grades.csv")
+    export.add_argument("--column", action="append", metavar="ASSIGNMENT=COLUMN",
+                        help="the roster column of an assignment whose LMS name does not start with its name")
+    export.set_defaults(run=_export)
+
+    from grader import feedback_bundle
+
+    bundle = commands.add_parser(
+        "feedback-bundle", help="zip the feedback pages as Canvas and Moodle take them back in bulk (else per student)",
+        description=feedback_bundle.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    bundle.add_argument("grading", help="autograde's --out folder (feedback/ and intake.csv)")
+    bundle.add_argument("--out", required=True, help="a new folder for the zips (or one this command wrote before)")
+    bundle.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    bundle.add_argument("--exchange", action="store_true", help="hand-ins collected from nbgrader's exchange: "
+                        "their pages into the course's feedback/ folder, for `nbgrader release_feedback ASSIGNMENT`")
+    bundle.set_defaults(run=_feedback_bundle)
+
+    from grader import similarity
+
+    similar = commands.add_parser(
+        "similarity", help="compare students' code for one assignment offline: an HTML report of the most similar "
+        "pairs", description=similarity.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    similar.add_argument("assignment", help="e.g. 07_capstone")
+    similar.add_argument("grading", help="autograde's --out folder")
+    similar.add_argument("--out", help="the report; default: GRADING/similarity/ASSIGNMENT.html")
+    similar.add_argument("--top", type=int, default=similarity.TOP, help=f"pairs shown (default {similarity.TOP})")
+    similar.add_argument("--submitted", action="append", help="another folder of nbgrader's layout "
+                         "<student>/<assignment>/*.ipynb to read first (repeatable)")
+    similar.set_defaults(run=_similarity)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m grader", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -105,14 +209,26 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="parallel kernels (default: cores)")
     grade.add_argument("--assignment", action="append", help="grade only this assignment (repeatable)")
     grade.add_argument("--force", action="store_true", help="regrade submissions graded before")
-    grade.add_argument("--cell-timeout", type=int, default=sandbox_default("cell_timeout_s"))
-    grade.add_argument("--notebook-timeout", type=int, default=sandbox_default("notebook_timeout_s"))
+    grade.add_argument("--student", action="append", help="grade only this student (a glob, as nbgrader's "
+                       "--student; repeatable); default: CourseDirectory.student_id, everyone")
+    grade.add_argument("--notebook", help="grade only this notebook of each assignment (a glob, as nbgrader's "
+                       "--notebook); default: CourseDirectory.notebook_id, all")
+    grade.add_argument("--cell-timeout", type=int, default=None,
+                       help="seconds a cell may run; default: Execute.timeout in nbgrader_config.py")
+    grade.add_argument("--notebook-timeout", type=int, default=None,
+                       help="seconds a whole notebook may run; default: 300, or 5 cell timeouts if more")
     grade.add_argument("--memory-mb", type=int, default=sandbox_default("memory_bytes") // 2**20)
+    grade.add_argument("--max-submission-mb", type=int, default=None,
+                       help=f"largest file a hand-in may hold; default: "
+                       f"{sandbox_default('max_submission_bytes') // 2**20}")
     grade.add_argument("--db", help="gradebook URL (default: nbgrader_config.py's, gradebook.db at the root)")
     grade.add_argument("--autograded", help="nbgrader's autograded/ folder (default: the course's)")
     grade.add_argument("--filename-regex", default=None,
                        help="other naming conventions: a regex with student_id and file_id groups (nbgrader "
                        "zip_collect's), matched against each notebook's path in the hand-in, then its file name")
+    grade.add_argument("--containment", choices=sandbox_default("CONTAINMENTS"), default="auto",
+                       help="how each submission's processes are capped and killed: a cgroup v2 or v1 per "
+                       "submission, or its slot's own user; auto (default): the strongest this machine has")
     grade.set_defaults(run=_autograde)
 
     book = commands.add_parser("book", help="execute every lecture and render the course book as static HTML")
@@ -125,11 +241,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     student.add_argument("dir", help="a new folder, or the students' repository checked out, outside this one")
     student.set_defaults(run=_student_repo)
-    args = parser.parse_args(argv)
+    _add_lms_commands(commands)
+    args, unknown = parser.parse_known_args(argv)
+    # nbgrader's own options (`--CourseDirectory.student_id_exclude=bob`, `--Execute.timeout=120`), as
+    # `nbgrader autograde` takes them: autograde only, and nothing else unknown.
+    args.nbgrader_options = [u for u in unknown if NBGRADER_OPTION.match(u)]
+    rest = [u for u in unknown if not NBGRADER_OPTION.match(u)]
+    if rest or (args.nbgrader_options and args.command != "autograde"):
+        parser.error(f"unrecognized arguments: {' '.join(rest or args.nbgrader_options)}")
     return args.run(args)
 
 
 def sandbox_default(name: str):
-    from grader.autograde.sandbox import Limits
+    from grader.autograde import sandbox
 
-    return getattr(Limits(), name)
+    return getattr(sandbox.Limits(), name, None) or getattr(sandbox, name)

@@ -1,8 +1,13 @@
 """Where the course lives and what it is made of: the one place these facts are written down."""
 
+import os
+import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# The course folder: this checkout. GRADER_COURSE_ROOT names another folder laid out the same way
+# (its own nbgrader_config.py, solutions/, exercises/), graded by this grader: the tests build
+# scenario courses this way, so that no fixture assignment ever enters this checkout's solutions/.
+ROOT = Path(os.environ.get("GRADER_COURSE_ROOT") or Path(__file__).resolve().parent.parent).resolve()
 LECTURES = ROOT / "lectures"
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
@@ -32,14 +37,35 @@ def lecture_paths() -> list[Path]:
     return sorted(LECTURES.glob("[0-9][0-9]_*.ipynb"))
 
 
+# The course's own units are named NN_topic and have a lecture of the same number; an instructor's
+# own assignment may be any folder of solutions/ that holds a notebook, as in any nbgrader course.
+UNIT_NAME = re.compile(r"^\d\d_\w+$")
+
+
+def _assignment_folders(parent: Path) -> list[str]:
+    if not parent.is_dir():
+        return []
+    return sorted(p.name for p in parent.iterdir()
+                  if p.is_dir() and not p.name.startswith((".", "_")) and any(p.glob("*.ipynb")))
+
+
 def assignments() -> list[str]:
-    """Assignment names, one per folder of solutions/ (nbgrader's source folder)."""
-    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and p.name[:2].isdigit())
+    """Every assignment: one per folder of solutions/ (nbgrader's source folder) that holds a notebook."""
+    return _assignment_folders(SOLUTIONS)
 
 
-def solution_paths() -> list[Path]:
-    return sorted(SOLUTIONS.glob("[0-9][0-9]_*/*.ipynb"))
+def units() -> list[str]:
+    """The course's own units (NN_topic), which follow the course's style; other assignments need not."""
+    return [name for name in assignments() if UNIT_NAME.match(name)]
 
 
-def exercise_paths() -> list[Path]:
-    return sorted(EXERCISES.glob("[0-9][0-9]_*/*.ipynb"))
+def solution_paths(names: list[str] | None = None) -> list[Path]:
+    """The source notebooks of `names` (default: every assignment), as nbgrader finds them: directly in the folder."""
+    return sorted(path for name in (assignments() if names is None else names)
+                  for path in (SOLUTIONS / name).glob("*.ipynb"))
+
+
+def exercise_paths(names: list[str] | None = None) -> list[Path]:
+    """The released student notebooks of `names` (default: every folder of exercises/)."""
+    return sorted(path for name in (_assignment_folders(EXERCISES) if names is None else names)
+                  for path in (EXERCISES / name).glob("*.ipynb"))

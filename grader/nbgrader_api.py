@@ -19,9 +19,12 @@ def ensure_env_bin_on_path() -> None:
         os.environ["PATH"] = env_bin + os.pathsep + os.environ.get("PATH", "")
 
 
-def load_config(**course_directory: str) -> Config:
-    """The course's nbgrader configuration, with CourseDirectory settings overridden by keyword."""
+def load_config(overrides: Config | None = None, **course_directory: str) -> Config:
+    """The course's nbgrader configuration, then `overrides` (nbgrader's `--Class.trait=value` options
+    given on the command line), then CourseDirectory settings given by keyword."""
     config = PyFileConfigLoader("nbgrader_config.py", path=str(course.ROOT)).load_config()
+    if overrides is not None:
+        config.merge(overrides)
     config.CourseDirectory.root = str(course.ROOT)
     for name, value in course_directory.items():
         setattr(config.CourseDirectory, name, value)

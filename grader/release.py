@@ -2,12 +2,17 @@
 
 nbgrader does the real work (solutions become stubs, hidden tests vanish, locked cells get
 checksums); this module adds what the course needs on top: clean metadata and a Colab badge
-that points at the notebook's own published path.
+that points at the notebook's own published path. Then, as `nbgrader generate_assignment --force`
+does, the gradebook's copy of each assignment it already records is brought up to date, so that
+a test fixed in solutions/ is the test the next grading uses.
 """
 
 import shutil
 import tempfile
 from pathlib import Path
+
+from nbgrader.api import Gradebook
+from nbgrader.coursedir import CourseDirectory
 
 from grader import course, notebooks
 from grader.nbgrader_api import api, load_config
@@ -61,9 +66,48 @@ def generate(
             shutil.rmtree(stale)
 
 
+def course_db_url(config=None) -> str:
+    """The gradebook nbgrader_config.py names (nbgrader's default: gradebook.db at the course root)."""
+    return CourseDirectory(config=config or load_config()).db_url
+
+
+def recorded_assignments(db_url: str) -> set[str]:
+    """The assignments a gradebook records (none if it does not exist yet)."""
+    if db_url.startswith("sqlite:///") and not Path(db_url.removeprefix("sqlite:///")).exists():
+        return set()
+    with Gradebook(db_url, course_id=load_config().CourseDirectory.course_id) as gradebook:
+        return {assignment.name for assignment in gradebook.assignments}
+
+
+def update_gradebook(assignments: list[str], db_url: str) -> dict[str, str]:
+    """Record the cells of each assignment in the gradebook at `db_url`, from solutions/, as
+    `nbgrader generate_assignment --force` does (the due date and the grades stay). Returns, for each
+    assignment nbgrader refused, why: it will not add or remove cells of a notebook that has submissions."""
+    failures = {}
+    with tempfile.TemporaryDirectory(prefix="release-") as scratch:
+        nbgrader = api(load_config(release_directory=scratch, db_url=db_url))
+        for name in assignments:
+            result = nbgrader.generate_assignment(name, force=True, create=True)
+            if not result["success"]:
+                text = f"{result.get('log') or ''}\n{result.get('error') or ''}"
+                errors = [line.strip() for line in text.splitlines() if "Error" in line or "Cannot" in line]
+                failures[name] = (errors[-1] if errors else "nbgrader generate_assignment failed")[:500]
+    return failures
+
+
 def release() -> list[Path]:
-    """Normalise the sources, then regenerate exercises/. Returns the sources that changed."""
+    """Normalise the sources, regenerate exercises/, then update the gradebook's copy of every assignment
+    it records. Returns the sources that changed."""
     changed = normalise_sources()
     course.EXERCISES.mkdir(exist_ok=True)
     generate()
+    db_url = course_db_url()
+    failures = update_gradebook(sorted(recorded_assignments(db_url) & set(course.assignments())), db_url)
+    if failures:
+        raise ReleaseError("exercises/ is released, but nbgrader could not update the gradebook's copy of "
+                           + "; ".join(f"{name} ({why})" for name, why in failures.items())
+                           + ". Grading would use the old tests. To add or remove test cells once students are "
+                           "graded, nbgrader needs the assignment's grades removed first (`nbgrader db assignment "
+                           "remove NAME --force` deletes them; regrade everything after), or keep the cells and "
+                           "change their code")
     return changed

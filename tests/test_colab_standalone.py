@@ -49,7 +49,7 @@ def test_the_guard_hides_this_repository(kernel_specs, tmp_path):
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", course.exercise_paths(), ids=_name)
+@pytest.mark.parametrize("path", course.exercise_paths(course.units()), ids=_name)
 def test_unsolved_exercise_runs_alone(path, kernel_specs, tmp_path, record_property):
     """Does the student copy run alone, stopping only at its stubs' NotImplementedError?"""
     nb, seconds = run_alone(nbformat.read(path, as_version=4), path.name, tmp_path / "alone", kernel_specs)
@@ -61,7 +61,7 @@ def test_unsolved_exercise_runs_alone(path, kernel_specs, tmp_path, record_prope
 
 
 @pytest.mark.notebook
-@pytest.mark.parametrize("path", course.exercise_paths(), ids=_name)
+@pytest.mark.parametrize("path", course.exercise_paths(course.units()), ids=_name)
 def test_solved_exercise_runs_alone(path, kernel_specs, tmp_path, record_property):
     """Does the exercise filled with the reference answers run alone, visible tests passing, no error?"""
     solved = submission(path.parent.name, {})

@@ -178,3 +178,16 @@ def test_caps_still_apply():
     assert "more characters cut" in page and "y" * (feedback.MAX_TEXT + 1) not in page
     assert big_png not in page and "[huge]" in page
     assert len(page) < 1_000_000
+
+
+def test_answers_graded_by_hand_await_a_person():
+    """Does a page with answers graded by hand (a written answer with a pasted image, a code answer) render,
+    each marked as waiting for a person, the image shown, where it used to stop the run with a TypeError?"""
+    meta = {"grade": True, "solution": True, "locked": False, "points": 2, "grade_id": "explain",
+            "schema_version": 3, "checksum": "not the answer's"}
+    written = nbformat.v4.new_markdown_cell("My plot:\n\n![plot](attachment:plot.png)", metadata={"nbgrader": meta})
+    written["attachments"] = {"plot.png": {"image/png": png()}}
+    code = nbformat.v4.new_code_cell("answer = 42", metadata={"nbgrader": {**meta, "grade_id": "code", "points": 3}})
+    page = feedback.render(feedback.feedback_notebook(nbformat.v4.new_notebook(cells=[written, code]), "# t"))
+    assert "TO BE GRADED BY HAND: ? / 2 points" in page and "TO BE GRADED BY HAND: ? / 3 points" in page
+    assert 'src="data:image/png;base64,' in page and ">answer<" in page

@@ -38,7 +38,7 @@ def test_no_answer_leaks_into_exercises():
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("path", course.lecture_paths() + course.exercise_paths(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", course.lecture_paths() + course.exercise_paths(course.units()), ids=lambda p: p.name)
 def test_student_notebook_imports_only_what_colab_has(path):
     """Does the notebook import nothing but the standard library and Colab's preinstalled packages?"""
     imported = set()

@@ -79,6 +79,7 @@ def test_students_missing_an_assignment_get_an_empty_submission(download, tmp_pa
     taken = intake.collect(download, KNOWN, tmp_path / "scratch")
     jdoe = {s.assignment: s.files for s in taken.submissions if s.student == "jdoe"}
     assert set(jdoe) == KNOWN and jdoe["01_tensors"] == []
+    assert "__MACOSX" not in {s.student for s in taken.submissions}, "an archiver's folder became a student"
 
 
 def test_one_named_assignment_takes_notebooks_named_after_none(tmp_path):
@@ -136,3 +137,39 @@ def test_a_hand_in_whose_notebooks_all_go_unplaced_fails_and_says_why(tmp_path, 
     said = capsys.readouterr().out
     assert "1 notebook(s) found" in said and "names no assignment" in said and "intake.csv" in said, said
     assert "notes.ipynb" in (tmp_path / "out" / "intake.csv").read_text()
+
+
+def test_any_folder_name_is_a_student_id(tmp_path):
+    """Are ids with `@` or letters beyond ASCII kept as they are, in nbgrader's layout and in file names?"""
+    for name in ["jdoe@uni.edu/01_tensors/01_tensors.ipynb", "müller/01_tensors/01_tensors.ipynb",
+                 "o'brien+1_01_tensors.ipynb", "zoë_02_autograd.ipynb", ".hidden/01_tensors/01_tensors.ipynb"]:
+        (tmp_path / "d" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "d" / name).write_text("{}")
+    taken = intake.collect(tmp_path / "d", KNOWN, tmp_path / "scratch")
+    placed = {i.path: i.student for i in taken.found.values() if i.outcome == "graded"}
+    assert placed == {"jdoe@uni.edu/01_tensors/01_tensors.ipynb": "jdoe@uni.edu",
+                      "müller/01_tensors/01_tensors.ipynb": "müller", "zoë_02_autograd.ipynb": "zoë",
+                      "o'brien+1_01_tensors.ipynb": "o_brien_1"}
+
+
+def test_a_notebook_in_a_subfolder_of_the_assignment_is_not_the_hand_in(tmp_path):
+    """As for nbgrader, is `<student>/<assignment>/archive/<notebook>` ignored, with its reason, and the folder
+    kept with the submission (its other files are the student's)?"""
+    for name in ["bitdiddle/01_tensors/01_tensors.ipynb", "bitdiddle/01_tensors/archive/01_tensors.ipynb"]:
+        (tmp_path / "d" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "d" / name).write_text("{}")
+    taken = intake.collect(tmp_path / "d", KNOWN, tmp_path / "scratch")
+    outcome = {i.path: (i.outcome, i.reason) for i in taken.found.values()}
+    assert outcome["bitdiddle/01_tensors/01_tensors.ipynb"] == ("graded", "")
+    assert "in a subfolder" in outcome["bitdiddle/01_tensors/archive/01_tensors.ipynb"][1]
+    [tensors] = [s for s in taken.submissions if s.assignment == "01_tensors"]
+    assert tensors.folder == tmp_path / "d" / "bitdiddle" / "01_tensors"
+
+
+def test_selected_and_excluded_students(download, tmp_path):
+    """Do nbgrader's --student glob and CourseDirectory.student_id_exclude leave the others out, each listed?"""
+    taken = intake.collect(download, KNOWN, tmp_path / "scratch", students=["john_*"], exclude={"john_doe"})
+    assert {s.student for s in taken.submissions} == {"john_smith", "john_smith_123"}
+    reasons = {i.path: i.reason for i in taken.found.values() if i.outcome == "ignored"}
+    assert "student_id_exclude" in reasons["john_doe_01_tensors.ipynb"]
+    assert "not selected by --student john_*" in reasons["mary_ann/01_tensors/01_tensors.ipynb"]

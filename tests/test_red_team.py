@@ -8,9 +8,13 @@ cheat. The escape attempts instead define a correct `make_grid` only if the atta
 (`_only_if`): a blocked attack leaves them 8 of 10.
 """
 
+import ctypes
+import dataclasses
 import hashlib
 import json
+import os
 import socket
+import time
 from pathlib import Path
 
 import nbformat
@@ -171,23 +175,13 @@ def red_team(tmp_path_factory):
     for name, attack in _escapes(root, subs, db_file, listener.getsockname()[1]).items():
         hand_in(name, submission(ASSIGNMENT, {"make_grid": _only_if(attack)}))
         expected[name] = (8, "ok")
-    program = f"import time; time.sleep(4); open({str(db_file)!r}, 'ab').write(b'x')"
-    late_writer = (f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', {program!r}], "
-                   "start_new_session=True)\n" + RIGHT_GRID)
-    hand_in("daemon_rewrites_gradebook_later", submission(ASSIGNMENT, {"make_grid": late_writer}))
-    bomb = ("import os, time\nfor _ in range(2000):\n    try:\n        if os.fork() == 0:\n"
-            "            time.sleep(300)\n            os._exit(0)\n    except OSError:\n        break\n" + BROKEN_GRID)
-    hand_in("fork_bomb", submission(ASSIGNMENT, {"make_grid": bomb}))
-    hog = "try:\n    hog = bytearray(64 * 2**30)\nexcept MemoryError:\n    pass\n" + RIGHT_GRID
-    hand_in("memory_bomb", submission(ASSIGNMENT, {"make_grid": hog}))
-    expected.update({"daemon_rewrites_gradebook_later": (10, "ok"), "fork_bomb": (8, "ok"), "memory_bomb": (10, "ok")})
+    # The attacks on containment (fork bomb, memory bomb, daemons, ...) are graded once per containment mode:
+    # see `contained` below.
 
     before = {p: _digest(p) for p in subs.rglob("*") if p.is_file()}
     rows = run.autograde_class(subs, root / "out", workers=2, assignments=[ASSIGNMENT], limits=LIMITS,
                                db_url=f"sqlite:///{db_file}", autograded=root / "autograded", progress=False)
     listener.close()
-    import time
-
     time.sleep(5)  # give a surviving daemon the time to strike
     return {"rows": {r.student_id: r for r in rows}, "expected": expected, "root": root, "db_file": db_file,
             "before": before, "subs": subs}
@@ -197,7 +191,7 @@ def _attackers():
     names = [*VERDICT_CHEATS, *LIARS, "skip_execution_tags", "ships_ipykernel_launcher", "shadows_torch_and_numpy",
              *RUNAWAYS, "huge_output", "reads_solutions", "reads_grader_source", "imports_a_judge",
              "finds_a_judge_in_memory", "reads_gradebook", "writes_gradebook", "reads_classmate", "writes_classmate",
-             "uses_network", "daemon_rewrites_gradebook_later", "fork_bomb", "memory_bomb"]
+             "uses_network"]
     return names
 
 
@@ -207,13 +201,8 @@ def test_attack_earns_nothing_unearned(red_team, attack):
     """Does the attack score exactly what its honest part earns, with the expected status?"""
     if attack in _escapes(Path("/"), Path("/"), Path("/"), 0) and not sandbox.jail_available():
         pytest.skip("this machine cannot jail kernels (needs root and mount/network namespaces)")
-    if attack in ("fork_bomb", "memory_bomb", "daemon_rewrites_gradebook_later") and not sandbox.cgroups_available():
-        pytest.skip("this machine has no cgroups to contain processes and memory")
     row = red_team["rows"][attack]
     score, status = red_team["expected"][attack]
-    if attack == "fork_bomb":  # its own limits may cost it more than the broken make_grid, never less
-        assert row.score <= score, f"the fork bomb earned {row.score} > {score} ({row.status}: {row.detail})"
-        return
     assert (row.score, row.status) == (score, status), (
         f"{attack}: expected {score} points with status {status!r}, got {row.score} ({row.status}: {row.detail})")
 
@@ -266,3 +255,122 @@ def _read(path):
         return path.read_bytes()
     except OSError:
         return b""
+
+
+# Containment: the same attacks under every containment this machine can run (`--containment`). One worker
+# grades each class in name order, so every attack is followed in its slot by the student it tries to harm.
+CONTAINMENT_MODES = ("cgroup2", "cgroup1", "uid")
+CONTAINED_LIMITS = dataclasses.replace(LIMITS, memory_bytes=3 * 2**30)  # a cgroup backstop /dev/shm can fill
+SHM_KEY = 0x5EED17  # a SysV shared memory key one student leaves for the next
+
+
+def _contained_class(db_file: Path, marker: str) -> dict[str, tuple[dict[str, str], tuple[float, str]]]:
+    """Each student's answers and expected (score, status): the attacks on containment and their next classmates.
+    `marker` names what the attackers leave behind (files, process names), so that a survivor can be found."""
+    honest = ({}, (10, "ok"))
+    name = f"rt{os.getpid()}"[:15]  # the process name the bomb's children and the orphan take: findable later
+    program = f"import time; time.sleep(4); open({str(db_file)!r}, 'ab').write(b'x')"
+    late_writer = (f"import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', {program!r}], "
+                   "start_new_session=True)\n" + RIGHT_GRID)
+    bomb = ("import ctypes, os, time\nfor _ in range(2000):\n    try:\n        if os.fork() == 0:\n"
+            f"            ctypes.CDLL(None).prctl(15, {name.encode()!r}, 0, 0, 0)\n"
+            "            time.sleep(300)\n            os._exit(0)\n    except OSError:\n        break\n" + BROKEN_GRID)
+    hog = "try:\n    hog = bytearray(64 * 2**30)\nexcept MemoryError:\n    pass\n" + RIGHT_GRID
+    # Detached twice over, it waits for its kernel to end, then kills every process its user may signal: the next
+    # student in the slot, if it outlives containment.
+    orphan = ("import ctypes, os, signal, time\nkernel = os.getpid()\nif os.fork() == 0:\n    os.setsid()\n"
+              "    if os.fork() == 0:\n"
+              f"        ctypes.CDLL(None).prctl(15, {name.encode()!r}, 0, 0, 0)\n"
+              "        deadline = time.time() + 40\n        while time.time() < deadline:\n"
+              "            try:\n                os.kill(kernel, 0)\n                time.sleep(0.1)\n"
+              "            except OSError:\n                break\n"
+              "        while time.time() < deadline:\n            try:\n                os.kill(-1, signal.SIGKILL)\n"
+              "            except OSError:\n                pass\n            time.sleep(0.05)\n"
+              "    os._exit(0)\n" + RIGHT_GRID)
+    # Fills shared memory past the slot's memory backstop: a next student sharing it would be OOM-killed.
+    fill = (f"for i in range(20):\n    try:\n        with open('/dev/shm/{marker}-fill-%d' % i, 'wb') as f:\n"
+            "            for _ in range(255):\n                f.write(bytes(2**20))\n"
+            "    except OSError:\n        break\n" + RIGHT_GRID)
+    leave = (f"import ctypes\nopen('/tmp/{marker}', 'w').write('left')\nopen('/dev/shm/{marker}', 'w').write('left')\n"
+             f"ctypes.CDLL(None).shmget({SHM_KEY}, 4096, 0o1000 | 0o666)\n" + RIGHT_GRID)
+    spies = {  # each earns its make_grid only if it finds what `leaves_leftovers` left
+        "tmp": f"assert os.path.exists('/tmp/{marker}')",
+        "shm": f"assert os.path.exists('/dev/shm/{marker}')",
+        "ipc": f"import ctypes\nassert ctypes.CDLL(None).shmget({SHM_KEY}, 0, 0) >= 0",
+    }
+    return {
+        "daemon_rewrites_gradebook_later": ({"make_grid": late_writer}, (10, "ok")),
+        "fills_dev_shm": ({"make_grid": fill}, (10, "ok")), "fills_dev_shm_next": honest,
+        "fork_bomb": ({"make_grid": bomb}, (8, "ok")), "fork_bomb_next": honest,
+        "leaves_leftovers": ({"make_grid": leave}, (10, "ok")),
+        **{f"leaves_leftovers_spy_{kind}": ({"make_grid": _only_if(code)}, (8, "ok")) for kind, code in spies.items()},
+        "memory_bomb": ({"make_grid": hog}, (10, "ok")),
+        "orphan_kills_its_user": ({"make_grid": orphan}, (10, "ok")), "orphan_kills_its_user_next": honest,
+    }
+
+
+def _survivors(db_file: Path, name: str) -> list[str]:
+    """Processes an attack started that are still running: named `name`, or holding the gradebook's path."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        comm, cmdline = _read(entry / "comm").strip(), _read(entry / "cmdline")
+        if comm == name.encode() or str(db_file).encode() in cmdline:
+            found.append(f"{entry.name}: {cmdline[:80]!r}")
+    return found
+
+
+def _remove_leftovers(marker: str) -> None:
+    """What an attack may have left on this machine if containment failed (the test's own clean-up)."""
+    for path in [*Path("/dev/shm").glob(f"{marker}*"), Path("/tmp") / marker]:
+        path.unlink(missing_ok=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    segment = libc.shmget(SHM_KEY, 0, 0)
+    if segment >= 0:
+        libc.shmctl(segment, 0, None)  # IPC_RMID
+
+
+@pytest.fixture(scope="module", params=CONTAINMENT_MODES)
+def contained(request, tmp_path_factory):
+    """One class of containment attacks, graded under one containment mode by the real engine."""
+    mode = request.param
+    if mode not in sandbox.available_modes():
+        pytest.skip(f"--containment {mode} is not available on this machine")
+    root = tmp_path_factory.mktemp(f"contained_{mode}")
+    subs, db_file = root / "submitted", root / "gradebook.db"
+    marker = f"grader-leftover-{mode}-{os.getpid()}"
+    students = _contained_class(db_file, marker)
+    for student, (answers, _) in students.items():
+        notebooks.write(submission(ASSIGNMENT, answers), subs / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb")
+    try:
+        rows = run.autograde_class(subs, root / "out", workers=1, assignments=[ASSIGNMENT], limits=CONTAINED_LIMITS,
+                                   db_url=f"sqlite:///{db_file}", autograded=root / "autograded", progress=False,
+                                   containment=mode)
+        time.sleep(5)  # give a surviving daemon the time to strike
+        survivors = _survivors(db_file, f"rt{os.getpid()}"[:15])
+    finally:
+        _remove_leftovers(marker)
+    return {"mode": mode, "rows": {r.student_id: r for r in rows}, "expected": {k: v[1] for k, v in students.items()},
+            "db_file": db_file, "survivors": survivors}
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("student", list(_contained_class(Path("/"), "")))
+def test_containment_holds(contained, student):
+    """Under this containment, does each attack, and the classmate graded next in its slot, score as expected?"""
+    row = contained["rows"][student]
+    score, status = contained["expected"][student]
+    if student == "fork_bomb":  # its own limits may cost it more than the broken make_grid, never less
+        assert row.score <= score and row.status == status, f"fork bomb: {row.score} ({row.status}: {row.detail})"
+        return
+    assert (row.score, row.status) == (score, status), (
+        f"{contained['mode']}, {student}: expected {score} points with status {status!r}, got {row.score} "
+        f"({row.status}: {row.detail})")
+
+
+@pytest.mark.notebook
+def test_containment_leaves_nothing_running(contained):
+    """Is every process the attacks started gone after grading, and is the gradebook untouched by them?"""
+    assert not contained["survivors"], f"{contained['mode']}: still running after grading: {contained['survivors']}"
+    with Gradebook(f"sqlite:///{contained['db_file']}", course_id="intro-to-pytorch") as gradebook:
+        for student, row in contained["rows"].items():
+            assert gradebook.find_submission(ASSIGNMENT, student).score == row.score, student

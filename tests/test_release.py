@@ -30,7 +30,7 @@ def test_release_is_deterministic(generated, tmp_path):
         assert second.read_bytes() == first.read_bytes(), f"{first.name} differs between two releases"
 
 
-@pytest.mark.parametrize("path", course.exercise_paths(), ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", course.exercise_paths(course.units()), ids=lambda p: p.parent.name)
 def test_every_stub_raises_a_helpful_not_implemented_error(path):
     """Does every answer cell of the student copy raise NotImplementedError with a message?"""
     nb = nbformat.read(path, as_version=4)
@@ -42,7 +42,7 @@ def test_every_stub_raises_a_helpful_not_implemented_error(path):
         assert stub, f"answer cell {grade_id!r} of {path.name} has no helpful stub:\n{cell.source}"
 
 
-@pytest.mark.parametrize("path", course.solution_paths(), ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", course.solution_paths(course.units()), ids=lambda p: p.parent.name)
 def test_every_test_cell_names_its_behaviour_and_points(path):
     """Does each grade cell open with a one-line docstring, carry points, and have a unique id?"""
     nb = nbformat.read(path, as_version=4)

@@ -117,6 +117,14 @@ def _behaviour(source: str) -> str:
     return first.strip('"').strip("'").strip() or "test"
 
 
+def _verdict(score: float | None, max_score: float) -> str:
+    if score is None:
+        return f"TO BE GRADED BY HAND: ? / {max_score:g} points"
+    if score >= max_score:
+        return f"PASSED: {score:g} / {max_score:g} points"
+    return f"{'PARTIAL CREDIT' if score > 0 else 'FAILED'}: {score:g} / {max_score:g} points"
+
+
 def feedback_notebook(autograded: nbformat.NotebookNode, header: str) -> nbformat.NotebookNode:
     nb = copy.deepcopy(autograded)
     nb.metadata = {"language_info": {"name": "python"}}  # nothing of the hand-in's (widgets pull scripts)
@@ -125,10 +133,23 @@ def feedback_notebook(autograded: nbformat.NotebookNode, header: str) -> nbforma
         meta = cell.metadata.get("nbgrader", {})
         if cell.metadata.get("course", {}).get("role") == notebooks.BADGE_MARKER:
             continue  # "Open in Colab" opens the blank exercise: no use in feedback
-        if cell.cell_type == "code" and meta.get("grade"):
+        if cell.cell_type == "code" and meta.get("grade") and meta.get("solution"):
+            # An answer graded by hand: the student's code and output, then its verdict (none yet).
+            score, max_score = utils.determine_grade(cell)
+            cell.outputs = _safe_outputs(cell.outputs)
+            cell.metadata = {}
+            cells += [cell, nbformat.v4.new_markdown_cell(f"**{_verdict(score, max_score)}**"
+                                                          + (" (no answer)" if score == 0 else ""))]
+        elif cell.cell_type == "markdown" and meta.get("grade"):
+            # A written answer: shown as written (pasted images included), with its verdict.
+            score, max_score = utils.determine_grade(cell)
+            cell.metadata = {}
+            cells += [cell, nbformat.v4.new_markdown_cell(f"**{_verdict(score, max_score)}**"
+                                                          + (" (no answer)" if score == 0 else ""))]
+        elif cell.cell_type == "code" and meta.get("grade"):
             score, max_score = utils.determine_grade(cell)
             errors = [o for o in cell.outputs if o.output_type == "error"]
-            verdict = f"{'PASSED' if score == max_score else 'FAILED'}: {score:g} / {max_score:g} points"
+            verdict = _verdict(score, max_score)
             message = "\n".join(f"{e.ename}: {e.evalue}" for e in errors)
             test = nbformat.v4.new_code_cell(f"# Test: {_behaviour(cell.source)}")
             report = _text(f"{verdict}\n{message}".strip())
@@ -139,7 +160,8 @@ def feedback_notebook(autograded: nbformat.NotebookNode, header: str) -> nbforma
             cell.metadata = {}
             cells.append(cell)
         else:
-            cell.pop("attachments", None)
+            if cell.cell_type != "markdown":
+                cell.pop("attachments", None)
             cell.metadata = {}
             cells.append(cell)
     nb.cells = cells
@@ -179,8 +201,12 @@ def render(nb: nbformat.NotebookNode) -> str:
 
 
 def write(path: Path, autograded: Path | None, title: str, score: float, max_score: float, status: str,
-          detail: str) -> None:
+          detail: str, needs_manual_grade: bool = False, late_penalty: float = 0.0) -> None:
     header = f"# {html.escape(title)}\n\n**Score: {score:g} / {max_score:g}**"
+    if late_penalty:
+        header += f" (after a late penalty of {late_penalty:g} points)"
+    if needs_manual_grade:
+        header += "\n\nSome answers are graded by hand and are not graded yet: this score can still rise."
     if status != "ok":
         header += f"\n\n**Status: {html.escape(status)}**. {html.escape(detail)}"
     elif detail:

@@ -6,7 +6,9 @@ fits (a download may mix them):
     on the file name; the student is `john_smith_123` and the gradebook gets the name;
   * Blackboard: `<Assignment>_<username>_attempt_<YYYY-MM-DD-HH-MM-SS>_<file>`; the latest attempt counts;
   * Canvas: `<lastfirst>_[LATE_]<user id>_<submission id>_<file>`; the student is `<lastfirst>_<user id>`;
-  * nbgrader's layout: `<student_id>/<assignment>/<notebook>.ipynb`;
+  * nbgrader's layout: `<student_id>/<assignment>/<notebook>.ipynb`, with the other files of that folder
+    (`timestamp.txt`, the student's data files and modules); as for nbgrader, a notebook in a subfolder
+    of it (`archive/`) is not the hand-in;
   * the course's own convention: `<student_id>_<notebook>.ipynb`, where the id is everything before
     the notebook's name, so `john_smith_05_training_loop.ipynb` belongs to `john_smith`.
 `--filename-regex` (nbgrader zip_collect's `student_id`/`file_id` groups, matched against the path
@@ -17,6 +19,7 @@ reason. A zip entry can never write outside its destination, and nothing given i
 """
 
 import csv
+import fnmatch
 import re
 import shutil
 import stat
@@ -27,7 +30,11 @@ from pathlib import Path
 
 from grader import course
 
-STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# A student id is any name nbgrader could use as a folder (`jdoe@uni.edu`, `müller`, `Ann Lee`), but never a
+# path (`/`, `\`), a hidden name, a glob pattern (nbgrader globs its folders), a control character, blank
+# ends, or more than 100 characters.
+STUDENT_ID = re.compile(r"^(?![.\s])[^/\\*?\[\]\x00-\x1f\x7f]{1,100}(?<!\s)$")
+PLAIN_ID = re.compile(r"^[\w@.+-]{1,100}$")  # kept as it is in a file name; anything else is slugged
 MAX_ZIP_BYTES = 2 * 2**30
 MAX_ZIP_ENTRIES = 100_000
 INTAKE_CSV = "intake.csv"
@@ -52,6 +59,7 @@ class Submission:
     assignment: str
     files: list[Path] = field(default_factory=list)  # every .ipynb handed in for this assignment
     notes: list[str] = field(default_factory=list)
+    folder: Path | None = None  # nbgrader's layout: the student's assignment folder, with its other files
 
 
 @dataclass
@@ -155,8 +163,13 @@ class _Placer:
         canvas = CANVAS.match(relative.name)
         if canvas and _assignment_of(canvas["file"], self.known):
             return self._checked(f"{canvas['name']}_{canvas['user']}", canvas["file"], "")
-        if len(relative.parts) >= 3 and relative.parts[-2] in course.assignments():
-            return self._checked(relative.parts[-3], relative.name, "", assignment=relative.parts[-2])
+        layout = nbgrader_layout(relative)
+        if layout:
+            student, assignment, depth = layout
+            if depth:
+                return "", "", "", (f"in a subfolder of {student}/{assignment}/: as for nbgrader autograde, only "
+                                    "the notebooks directly in the assignment's folder are the hand-in")
+            return self._checked(student, relative.name, "", assignment=assignment)
         return self._course_convention(relative.name)
 
     def _moodle(self, full_name: str, number: str, file: str) -> tuple[str, str, str, str]:
@@ -173,7 +186,7 @@ class _Placer:
         prefix = COPY_PREFIX.sub("", file[:file.index(assignment)])
         if not prefix:
             return "", "", "", f"no student id before {assignment!r} in the file name"
-        return self._checked(prefix if STUDENT_ID.match(prefix) else slug(prefix), file, "", assignment)
+        return self._checked(prefix if PLAIN_ID.match(prefix) else slug(prefix), file, "", assignment)
 
     def _checked(self, student: str, file: str, attempt: str, assignment: str | None = None):
         other = assignment or _assignment_of(file, set(course.assignments()))
@@ -185,8 +198,19 @@ class _Placer:
             return "", "", "", (f"its name names no assignment being graded ({names}); give --assignment NAME "
                                 "when a download holds one assignment")
         if not STUDENT_ID.match(student):
-            return "", "", "", f"{student!r} is not a usable student id (letters, digits, '.', '_', '-')"
+            return "", "", "", (f"{student!r} is not a usable student id (a folder name: no '/', no leading '.', "
+                                "no '*?[]', at most 100 characters)")
         return student, assignment, attempt, ""
+
+
+def nbgrader_layout(relative: Path) -> tuple[str, str, int] | None:
+    """(student, assignment, how many folders deeper than the assignment's folder) for a path of nbgrader's
+    layout `<student>/<assignment>/.../<notebook>.ipynb`, else None."""
+    names = set(course.assignments())
+    for index in range(len(relative.parts) - 2, 0, -1):
+        if relative.parts[index] in names:
+            return relative.parts[index - 1], relative.parts[index], len(relative.parts) - 2 - index
+    return None
 
 
 def check_inputs(submissions: Path, assignments: list[str] | None) -> None:
@@ -202,13 +226,16 @@ def check_inputs(submissions: Path, assignments: list[str] | None) -> None:
 
 
 def collect(source: Path, known: set[str], scratch: Path, filename_regex: str | None = None,
-            single_assignment: bool = False) -> Intake:
+            single_assignment: bool = False, students: list[str] | None = None,
+            exclude: set[str] | frozenset[str] = frozenset()) -> Intake:
     """Every (student, assignment) in the hand-in, with an empty Submission for each gap, and what became
     of every notebook found.
 
     `known` are the assignments to grade (`single_assignment`: the instructor named exactly one, so a
     notebook whose name names none is taken to be that one). A student who handed in some but not all
     of them gets an empty Submission for the others, so nobody silently disappears from grades.csv.
+    `students` are nbgrader's `--student` patterns (globs; None: everyone) and `exclude` its
+    `CourseDirectory.student_id_exclude`: as nbgrader autograde does, the others are not graded (and listed).
     """
     source = Path(source)
     if not source.exists():
@@ -224,6 +251,7 @@ def collect(source: Path, known: set[str], scratch: Path, filename_regex: str | 
         if name.endswith(".ipynb"):
             intake.found[source / name] = Found(name, outcome="ignored", reason=reason)
     placed: dict[tuple[str, str], dict[str, list[Path]]] = {}  # (student, assignment) -> attempt -> files
+    folders: dict[tuple[str, str], Path] = {}
     for path in sorted(source.rglob("*.ipynb")):
         relative = path.relative_to(source)
         intake.found[path] = Found(relative.as_posix())
@@ -234,23 +262,36 @@ def collect(source: Path, known: set[str], scratch: Path, filename_regex: str | 
             intake.ignore(path, "not a file")
             continue
         student, assignment, attempt, reason = placer.place(relative)
+        reason = reason or _unselected(student, students, exclude)
         if reason:
             intake.ignore(path, reason)
             continue
         intake.found[path].student, intake.found[path].assignment = student, assignment
         placed.setdefault((student, assignment), {}).setdefault(attempt, []).append(path)
+        if nbgrader_layout(relative):
+            folders[student, assignment] = path.parent
     found = {}
     for key, attempts in placed.items():
         latest = max(attempts)
         for attempt, files in attempts.items():
             for path in files if attempt != latest else []:
                 intake.ignore(path, f"superseded by the later attempt of {latest}")
-        found[key] = Submission(*key, attempts[latest])
+        found[key] = Submission(*key, attempts[latest], folder=folders.get(key))
     # A student folder of nbgrader's layout with nothing usable in it is still a student who handed in nothing.
-    students = {s for s, _ in found}
+    students_found = {s for s, _ in found}
     if any(p.is_dir() and p.name in known for d in source.iterdir() if d.is_dir() for p in d.iterdir()):
-        students |= {p.name for p in source.iterdir() if p.is_dir() and STUDENT_ID.match(p.name)
-                     and not MOODLE_FOLDER.match(p.name)}
+        students_found |= {p.name for p in source.iterdir() if p.is_dir() and STUDENT_ID.match(p.name)
+                           and p.name not in NOISE_FOLDERS and not MOODLE_FOLDER.match(p.name)
+                           and not _unselected(p.name, students, exclude)}
     wanted = sorted({a for _, a in found} if found else known)
-    intake.submissions = [found.get((s, a)) or Submission(s, a) for s in sorted(students) for a in wanted]
+    intake.submissions = [found.get((s, a)) or Submission(s, a) for s in sorted(students_found) for a in wanted]
     return intake
+
+
+def _unselected(student: str, students: list[str] | None, exclude) -> str:
+    """Why nbgrader autograde would not grade this student in this run ("" if it would)."""
+    if student in exclude:
+        return "CourseDirectory.student_id_exclude names this student: not graded, as by nbgrader autograde"
+    if students is not None and not any(fnmatch.fnmatchcase(student, pattern) for pattern in students):
+        return f"not selected by --student {' '.join(students)}"
+    return ""

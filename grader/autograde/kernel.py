@@ -18,6 +18,8 @@ from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
+from grader.autograde import jail
+
 PRELOADED = ("torch", "numpy", "sklearn.datasets", "sklearn.model_selection", "sklearn.preprocessing",
              "sklearn.metrics", "matplotlib.pyplot", "tqdm.auto", "ipykernel.kernelapp")
 
@@ -76,17 +78,18 @@ class ForkedProcess:
         self.send_signal(signal.SIGTERM)
 
 
-def fork_kernel(workdir: Path, become_student: Callable[[], None], over_unix_sockets: bool = False) -> tuple[int, str]:
+def fork_kernel(workdir: Path, become_student: Callable[[], None], jailed: bool = False) -> tuple[int, str]:
     """Fork a kernel serving `workdir/.kernel.json`; returns (pid, connection file).
 
-    `become_student` runs in the child before any student code: limits, user, folder. A kernel
-    without a network (its own network namespace) is reached over unix sockets in `workdir`.
+    `become_student` runs in the child before any student code: limits, jail, user, folder. A jailed kernel is
+    PID 1 of a PID namespace of its own (so when it ends, everything it started ends with it, and it sees no
+    other process) and, having no network, is reached over unix sockets in `workdir`.
     """
-    where = {"transport": "ipc", "ip": str(workdir / "kernel")} if over_unix_sockets else {"ip": "127.0.0.1"}
+    where = {"transport": "ipc", "ip": str(workdir / "kernel")} if jailed else {"ip": "127.0.0.1"}
     connection_file, _ = write_connection_file(
         str(workdir / ".kernel.json"), key=secrets.token_hex(16).encode(), **where
     )
-    pid = os.fork()
+    pid = jail.fork_into_new_pid_namespace() if jailed else os.fork()
     if pid == 0:  # the child: becomes the kernel and never returns
         status = 1
         try:

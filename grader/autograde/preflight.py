@@ -54,7 +54,8 @@ def choose_files(files: list[Path], expected: list[str]) -> dict[str, tuple[Path
 
 
 def repair(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]:
-    """Keep only what grading needs: nbgrader cell metadata, sources, the course kernelspec."""
+    """Keep only what grading needs: nbgrader cell metadata, sources, images pasted into markdown, the course
+    kernelspec."""
     nb = copy.deepcopy(nb)
     notes = []
     nb.metadata = nbformat.from_dict(copy.deepcopy(course.NOTEBOOK_METADATA))
@@ -72,7 +73,8 @@ def repair(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, list[str]]
             cell.metadata["nbgrader"] = nbgrader
             if nbgrader.get("grade_id"):
                 grade_ids.append(nbgrader["grade_id"])
-        cell.pop("attachments", None)
+        if cell.cell_type == "code":
+            cell.pop("attachments", None)  # a markdown answer keeps its pasted images, as nbgrader keeps them
         cell_id = cell.get("id")
         if not isinstance(cell_id, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", cell_id) or cell_id in seen_ids:
             cell["id"] = f"cell-{index}"

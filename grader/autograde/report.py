@@ -15,18 +15,31 @@ TIMING_JSON = "timing.json"
 class Row:
     student_id: str
     assignment: str
-    score: float
+    score: float  # as `nbgrader export` gives it: the points, less any late penalty, never below 0
     max_score: float
     status: str  # "ok" or a short reason: missing, unparseable, too-large, timeout, kernel-died, error
     detail: str  # what happened and what to do about it
-    sha256: str  # of the handed-in file(s): an unchanged submission is not graded again
+    needs_manual_grade: bool = False  # answers a person grades in formgrader: the score can still rise
+    timestamp: str = ""  # when it was handed in (nbgrader's timestamp.txt), if known
+    late_submission_penalty: float = 0.0  # already taken off `score`
+    sha256: str = ""  # resume key: the hand-in, the grader and the assignment's tests; unchanged: not regraded
+
+
+_TYPES = {"score": float, "max_score": float, "late_submission_penalty": float,
+          "needs_manual_grade": lambda text: text == "True"}
 
 
 def read_rows(path: Path) -> dict[tuple[str, str], Row]:
+    """The rows of an earlier run's grades.csv (columns it lacks take their defaults); none if unreadable."""
     if not path.exists():
         return {}
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = [Row(**{**r, "score": float(r["score"]), "max_score": float(r["max_score"])}) for r in csv.DictReader(f)]
+    names = {f.name for f in fields(Row)}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [Row(**{k: _TYPES.get(k, str)(v) for k, v in r.items() if k in names and v is not None})
+                    for r in csv.DictReader(f)]
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return {}  # a grades.csv edited by hand: grade everything again rather than trust it
     return {(r.student_id, r.assignment): r for r in rows}
 
 
@@ -47,6 +60,7 @@ class Timing:
     per_notebook_seconds: list[float]
     phases: dict[str, float] = field(default_factory=dict)  # prepare, execute, record, feedback
     resumed: list[str] = field(default_factory=list)  # student/assignment graded before and unchanged: skipped
+    changed: list[str] = field(default_factory=list)  # why submissions graded before are graded again
 
     def save(self, out: Path) -> None:
         (Path(out) / TIMING_JSON).write_text(json.dumps(asdict(self), indent=1))
@@ -60,6 +74,8 @@ def summary(rows: list[Row], timing: Timing | None, warnings: list[str], ignored
     statuses = Counter(r.status for r in rows)
     lines.append(f"{len(rows)} submissions: {statuses.get('ok', 0)} graded cleanly"
                  + "".join(f", {n} {status}" for status, n in sorted(statuses.items()) if status != "ok"))
+    if timing and timing.changed:
+        lines.append(f"graded again: {'; '.join(timing.changed)} since the last run")
     if timing and timing.resumed:
         shown = ", ".join(timing.resumed[:10]) + (f" and {len(timing.resumed) - 10} more" if len(timing.resumed) > 10
                                                   else "")
@@ -74,6 +90,16 @@ def summary(rows: list[Row], timing: Timing | None, warnings: list[str], ignored
         lines.append(f"executed {timing.notebooks} notebooks in {timing.wall_seconds:.0f} s "
                      f"(median {statistics.median(timing.per_notebook_seconds):.1f} s each); "
                      + ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in timing.phases.items()))
+    manual = [f"{r.student_id}/{r.assignment}" for r in rows if r.needs_manual_grade]
+    if manual:
+        lines.append(f"{len(manual)} submission(s) have answers to grade by hand in formgrader (their score can "
+                     f"still rise; needs_manual_grade in grades.csv): {', '.join(manual[:10])}"
+                     + (f" and {len(manual) - 10} more" if len(manual) > 10 else ""))
+    late = [f"{r.student_id}/{r.assignment} (-{r.late_submission_penalty:g})"
+            for r in rows if r.late_submission_penalty]
+    if late:
+        lines.append(f"late penalties taken off: {', '.join(late[:10])}"
+                     + (f" and {len(late) - 10} more" if len(late) > 10 else ""))
     for assignment in sorted({r.assignment for r in rows}):
         scores = [r.score / r.max_score if r.max_score else 0.0 for r in rows if r.assignment == assignment]
         bands = Counter(min(int(s * 10), 9) for s in scores)

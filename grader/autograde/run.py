@@ -1,22 +1,40 @@
 """Grade a whole class: preflight every submission, execute in parallel, then let nbgrader
-record every grade, one at a time, in the instructor's gradebook."""
+record every grade, one at a time, in the instructor's gradebook.
 
+What nbgrader autograde reads from nbgrader_config.py is read here too, with the command line's
+`--Class.trait=value` options and the kit's own flags overriding it: Execute.timeout (the cell
+timeout), CourseDirectory's student_id, notebook_id, student_id_exclude, ignore, db_url and
+folders, Autograde.exclude_overwriting and create_student, and everything nbgrader's own
+converter applies when it records (late penalties, IgnorePattern, LimitOutput, hooks).
+"""
+
+import dataclasses
+import fnmatch
+import hashlib
+import json
 import os
 import queue
+import re
 import shutil
 import stat
 import tempfile
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import nbgrader
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.converters.autograde import Autograde
 from nbgrader.coursedir import CourseDirectory
+from nbgrader.preprocessors import Execute
+from nbgrader.utils import find_all_files, parse_utc
 from tqdm.auto import tqdm
+from traitlets.config import Config
 
+import grader
 from grader import course, notebooks, release
 from grader.autograde import feedback, intake, preflight, report, sandbox
 from grader.autograde.replay import ReplayExecute, executed_path
@@ -31,19 +49,126 @@ class Job:
     assignment: str
     notebook: str
     sanitized: Path
+    files: list[tuple[str, Path]] = field(default_factory=list)  # (path in the work folder, file copied there)
     status: str = "ok"
     detail: str = ""
     seconds: float = 0.0
 
 
-def _ensure_assignments(names: list[str], db_url: str) -> None:
-    """nbgrader grades against the cells recorded in the gradebook: record any missing assignment."""
-    with Gradebook(db_url, course_id=load_config().CourseDirectory.course_id) as gradebook:
-        known = {a.name for a in gradebook.assignments}
-    missing = [name for name in names if name not in known]
-    if missing:
-        with tempfile.TemporaryDirectory() as scratch:
-            release.generate(Path(scratch), assignments=missing, db_url=db_url)
+LOGS = "logs"  # OUT/logs/<student>/<assignment>/: each submission's driver log and nbgrader's log
+VERSIONS = "versions.json"  # OUT/work/: the grader's and each assignment's version at the last run
+MAX_STUDENT_FILES = 1000
+
+
+def _ensure_assignments(names: list[str], db_url: str) -> dict[str, str]:
+    """nbgrader grades against the cells recorded in the gradebook: bring its copy of each assignment up to
+    date with solutions/ first, as `nbgrader generate_assignment --force` does, so no test is graded stale.
+    Returns, for each assignment nbgrader refused to update, why."""
+    return release.update_gradebook(names, db_url) if names else {}
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def grader_version(limits: sandbox.Limits, overrides: Config | None) -> str:
+    """What a grade depends on besides the hand-in and the assignment: this grader's code (judges and
+    observers included), the course's nbgrader_config.py, nbgrader, the limits and the command line's options."""
+    package = Path(grader.__file__).resolve().parent
+    parts = [f"{path.relative_to(package).as_posix()}:{_digest(path.read_bytes())}"
+             for path in sorted(package.rglob("*.py")) if "__pycache__" not in path.parts]
+    config_file = course.ROOT / "nbgrader_config.py"
+    parts += [_digest(config_file.read_bytes()) if config_file.exists() else "", nbgrader.__version__,
+              repr(limits), json.dumps(overrides or {}, sort_keys=True, default=str)]
+    return _digest("\n".join(parts).encode())
+
+
+def assignment_version(db_url: str, course_id: str, assignment: str, excluded: list[str], ignore: list[str]) -> str:
+    """The assignment as grading sees it: the gradebook's cells (tests, points, locked sources) and the files
+    of its source folder that each submission's folder receives."""
+    parts = [json.dumps(sorted(excluded))]
+    with Gradebook(db_url, course_id=course_id) as gradebook:
+        try:
+            record = gradebook.find_assignment(assignment)
+        except MissingEntry:
+            return ""
+        for notebook in sorted(record.notebooks, key=lambda n: n.name):
+            parts.append(notebook.name)
+            parts += sorted(f"grade {c.name} {c.cell_type} {c.max_score}" for c in notebook.grade_cells)
+            parts += sorted(f"source {c.name} {c.cell_type} {c.locked} {c.checksum} {c.source}"
+                            for c in notebook.source_cells)
+    for relative, path in _source_files(assignment, excluded, ignore):
+        parts.append(f"file {relative} {_digest(path.read_bytes())}")
+    return _digest("\n".join(parts).encode())
+
+
+def _changes(work: Path, grader_key: str, assignment_keys: dict[str, str]) -> list[str]:
+    """What changed since the last run into this folder (the grader, an assignment's tests): the reason the
+    submissions graded then are graded again. Records this run's versions."""
+    path = work / VERSIONS
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        before = {}
+    before = before if isinstance(before, dict) else {}
+    recorded = before.get("assignments") if isinstance(before.get("assignments"), dict) else {}
+    changed = ["the grader or its settings changed"] if before.get("grader") not in (None, grader_key) else []
+    changed += [f"the tests of {name} changed" for name, key in sorted(assignment_keys.items())
+                if recorded.get(name) not in (None, key)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"grader": grader_key, "assignments": {**recorded, **assignment_keys}}, indent=1))
+    return changed
+
+
+def _source_files(assignment: str, excluded: list[str], ignore: list[str]) -> list[tuple[str, Path]]:
+    """The assignment's own files (data, modules, in any subfolder) that nbgrader copies over each submission's
+    folder, less those `Autograde.exclude_overwriting` leaves to the student."""
+    source = course.SOLUTIONS / assignment
+    found = []
+    for name in sorted(find_all_files(str(source), ignore + ["*.ipynb"])):
+        relative = Path(name).relative_to(source).as_posix()
+        if relative not in {Path(x).as_posix() for x in excluded}:
+            found.append((relative, Path(name)))
+    return found
+
+
+def _student_files(folder: Path | None, ignore: list[str], max_bytes: int) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The other files of a student's assignment folder (nbgrader's layout), as nbgrader copies them: every
+    regular file but notebooks, in any subfolder. Links are never followed; a file over the size cap is left out.
+    Returns the files and notes on what was left out."""
+    if folder is None:
+        return [], []
+    files, notes = [], []
+    for name in sorted(find_all_files(str(folder), ignore + ["*.ipynb"])):
+        relative = Path(name).relative_to(folder).as_posix()
+        info = os.lstat(name)
+        if not stat.S_ISREG(info.st_mode):
+            notes.append(f"left out {relative} (a link, not a file)")
+        elif info.st_size > max_bytes:
+            notes.append(f"left out {relative} ({info.st_size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB "
+                         "limit)")
+        elif len(files) >= MAX_STUDENT_FILES:
+            notes.append(f"left out {relative} (more than {MAX_STUDENT_FILES} files)")
+        else:
+            files.append((relative, Path(name)))
+    return files, notes
+
+
+def default_limits(config: Config, cell_timeout_s: int | None = None, notebook_timeout_s: int | None = None,
+                   **others) -> sandbox.Limits:
+    """The limits of a run: the command line's, else nbgrader_config.py's `Execute.timeout` for a cell (the
+    whole notebook then gets at least five times as long), else the sandbox's defaults."""
+    defaults = sandbox.Limits()
+    if cell_timeout_s is None:
+        cell_timeout_s = Execute(config=config).timeout
+        if cell_timeout_s is not None and cell_timeout_s <= 0:
+            cell_timeout_s = None  # nbclient: no limit per cell; the notebook's limit still holds
+        if notebook_timeout_s is None and cell_timeout_s:
+            notebook_timeout_s = max(defaults.notebook_timeout_s, 5 * cell_timeout_s)
+    values = {"cell_timeout_s": cell_timeout_s,
+              "notebook_timeout_s": notebook_timeout_s or defaults.notebook_timeout_s,
+              **{name: value for name, value in others.items() if value is not None}}
+    return dataclasses.replace(defaults, **values)
 
 
 def _nbgrader_default(name: str) -> list:
@@ -51,21 +176,25 @@ def _nbgrader_default(name: str) -> list:
     return list(Autograde.class_traits()[name].default())
 
 
+class SanitizeError(RuntimeError):
+    """One of nbgrader's own sanitising steps stopped on a notebook that was read fine."""
+
+
 def _sanitize(nb, config, db_url: str, student: str, assignment: str, notebook: str):
     """nbgrader's own sanitising step (restore locked and test cells from the gradebook, ...)."""
     resources = {"nbgrader": {"db_url": db_url, "assignment": assignment, "notebook": notebook, "student": student}}
     for preprocessor in _nbgrader_default("sanitize_preprocessors"):
-        nb, resources = preprocessor(config=config).preprocess(nb, resources)
+        try:
+            nb, resources = preprocessor(config=config).preprocess(nb, resources)
+        except Exception as error:  # noqa: BLE001 -- named and reported as this submission's error
+            raise SanitizeError(f"nbgrader's {preprocessor.__name__} stopped on it "
+                                f"({type(error).__name__}: {str(error)[:300]})") from error
     return nb
 
 
-def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | None, limits: sandbox.Limits,
-             skip_tag: str, out_dir: Path, hidden: list[str] | None) -> Job:
+def _execute(job: Job, slot: int, worker: Worker, run_sandbox: sandbox.Sandbox, limits: sandbox.Limits,
+             skip_tag: str, out_dir: Path, hidden: list[str] | None, logs: Path | None = None) -> Job:
     """Run one notebook in a throwaway folder under the slot's user and limits."""
-    user = sandbox.slot_user(slot)
-    # Without a cgroup, the slot's user is how we find what the submission detached. With one, the cgroup
-    # is exact, and a user-wide kill could hit another grading run on this machine that shares the uid.
-    owner = user[0] if user and not cgroup else None
     # The student's folder and the trusted driver's files live side by side: the driver never writes, and this
     # process never reads, anything at a path the student's code could have replaced.
     job_root = Path(tempfile.mkdtemp(prefix="grading-"))
@@ -73,13 +202,14 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
     workdir, trusted = job_root / "work", job_root / "trusted"
     workdir.mkdir()
     trusted.mkdir(mode=0o700)
+    box = run_sandbox.submission(slot)  # a fresh cgroup (if the containment has one), the slot's user of this run
     try:
         (workdir / ".home").mkdir()
         shutil.copy(job.sanitized, workdir / f"{job.notebook}.ipynb")
         shutil.copy(job.sanitized, trusted / "submission.ipynb")
-        for extra in sorted((course.SOLUTIONS / job.assignment).iterdir()):
-            if extra.is_file() and extra.suffix != ".ipynb":
-                shutil.copy(extra, workdir / extra.name)  # the assignment's own data files only
+        for relative, source in job.files:  # the student's files, then the assignment's, as in nbgrader's autograded/
+            (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, workdir / relative)
         spec = {
             "workdir": str(workdir), "notebook": str(trusted / "submission.ipynb"),
             "executed": str(trusted / "executed.ipynb"), "partial": str(trusted / "partial.ipynb"),
@@ -87,29 +217,46 @@ def _execute(job: Job, slot: int, worker: Worker, cgroup: sandbox.SlotCgroup | N
             "cell_timeout": limits.cell_timeout_s, "skip_tag": skip_tag,
             "memory_bytes": limits.memory_bytes, "max_processes": limits.max_processes,
             "max_file_bytes": limits.max_file_bytes,
-            "uid": user[0] if user else None, "gid": user[1] if user else None,
-            "cgroups": cgroup.procs_files if cgroup else [],
+            "uid": box.uid, "gid": box.gid, "cgroups": box.procs_files,
             "hide": hidden,
         }
-        if user:
+        if box.uid is not None:
             for path in [workdir, *workdir.rglob("*")]:
-                shutil.chown(path, user[0], user[1])
+                shutil.chown(path, box.uid, box.gid)
         start = time.perf_counter()
         finished = worker.run(spec, limits.notebook_timeout_s,
-                              on_timeout=lambda driver: sandbox.kill_everything(driver, owner))
+                              on_timeout=box.kill)
         job.seconds = time.perf_counter() - start
-        log = trusted / "driver.log"
-        nb = _collect(job, trusted, not finished, _read_capped(log, 2**20) or b"", limits)
+        log = _read_capped(trusted / "driver.log", 2**20) or b""
+        if logs is not None:  # kept for the instructor: why a kernel died, what the driver saw
+            _write_log(logs / job.student / job.assignment / f"{job.notebook}.driver.log", log)
+        nb = _collect(job, trusted, not finished, log, limits)
         target = executed_path(out_dir, job.student, job.assignment, job.notebook)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(nbformat.writes(nb), encoding="utf-8")
     finally:
-        # Nothing of this submission outlives its grading, however it detached.
-        if cgroup:
-            cgroup.kill_all()
-        if owner is not None:
-            sandbox.kill_everything(-1, owner)
+        box.close()  # nothing of this submission outlives its grading, however it detached
         shutil.rmtree(job_root, ignore_errors=True)
+    return job
+
+
+def _write_log(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def _failed(job: Job, error: BaseException, executed_dir: Path) -> Job:
+    """A failure of the grading machinery on one submission (a worker that died or stopped answering, a file
+    that could not be copied): that submission scores 0 with the reason, and the class goes on."""
+    job.status = "error"
+    job.detail = f"grading failed before its cells could run ({type(error).__name__}: {str(error)[:200]}); rerun"
+    try:
+        nb = mark_unexecuted(nbformat.read(job.sanitized, as_version=4), 0, "the grader failed: " + job.detail)
+        target = executed_path(executed_dir, job.student, job.assignment, job.notebook)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(nbformat.writes(nb), encoding="utf-8")
+    except Exception:  # noqa: BLE001 -- then nbgrader cannot record it either, which is caught there
+        pass
     return job
 
 
@@ -167,7 +314,7 @@ def _collect(job: Job, trusted: Path, timed_out: bool, stderr: bytes, limits: sa
         for output in cell.get("outputs", []):
             if output.get("ename") == "CellTimeoutError" and job.status == "ok":
                 job.status = "timeout"
-                job.detail = f"a cell ran longer than {limits.cell_timeout_s} s and scored 0"
+                job.detail = f"a cell ran longer than {limits.cell_timeout_s} s (Execute.timeout) and scored 0"
     return nb
 
 
@@ -183,15 +330,19 @@ def _record_zero(db_url: str, course_id: str, student: str, assignment: str) -> 
         gradebook.db.commit()
 
 
-def _grading_config(out: Path, db_url: str | None, autograded: Path | None):
-    """The course's nbgrader config, pointed at this run's staging folders, with Execute replayed."""
+def _grading_config(out: Path, db_url: str | None, autograded: Path | None, overrides: Config | None = None,
+                    notebook: str | None = None):
+    """The course's nbgrader config (then the command line's `--Class.trait=value` options), pointed at this
+    run's staging folders, with Execute replayed."""
     work = out / "work"
-    overrides = {"submitted_directory": str(work / "submitted")}
+    folders = {"submitted_directory": str(work / "submitted")}
     if db_url:
-        overrides["db_url"] = db_url
+        folders["db_url"] = db_url
     if autograded:
-        overrides["autograded_directory"] = str(Path(autograded).resolve())
-    config = load_config(**overrides)
+        folders["autograded_directory"] = str(Path(autograded).resolve())
+    if notebook:
+        folders["notebook_id"] = notebook
+    config = load_config(overrides, **folders)
     config.Autograde.autograde_preprocessors = [
         ReplayExecute if p.__name__ == "Execute" else p for p in _nbgrader_default("autograde_preprocessors")
     ]
@@ -204,87 +355,243 @@ def _grading_config(out: Path, db_url: str | None, autograded: Path | None):
     return config
 
 
-def _prepare(taken: intake.Intake, previous, limits, config, db_url, work):
-    """Preflight and sanitise every submission not graded before; returns (resumed rows, pending, jobs)."""
-    resumed, pending, jobs = {}, {}, []
+@dataclass
+class _Settings:
+    """What preparing a submission needs to know about this run."""
+
+    config: Config
+    db_url: str
+    course_id: str
+    work: Path
+    limits: sandbox.Limits
+    notebook: str  # nbgrader's --notebook: a glob of the notebooks graded in this run ("*": all)
+    excluded_files: dict[str, list[str]]  # Autograde.exclude_overwriting: the student's version is used
+    ignore: list[str]  # CourseDirectory.ignore: files never copied
+    grader_key: str
+    assignment_keys: dict[str, str]
+    refused: dict[str, str]  # assignments whose gradebook copy nbgrader would not update, and why
+    create_student: bool
+    known_students: set[str]
+
+
+@dataclass
+class _Pending:
+    """A submission graded in this run."""
+
+    prepared: list[preflight.Prepared]
+    key: str = ""  # resume key for grades.csv ("" never resumes)
+    problem: tuple[str, str] | None = None  # (status, detail) when it is not graded at all
+    notes: list[str] = field(default_factory=list)
+    staged: bool = False  # in the staging submitted/ folder: nbgrader records it
+
+
+def _problem(submission: intake.Submission, files: list[tuple[str, Path]], settings: _Settings):
+    """Why a submission is not graded at all, as nbgrader autograde would refuse it too (None if it is)."""
+    if submission.assignment in settings.refused:
+        return "error", (f"not graded: nbgrader could not update the gradebook's copy of {submission.assignment} "
+                         f"from solutions/ ({settings.refused[submission.assignment]}), and old tests are never used")
+    if not settings.create_student and submission.student not in settings.known_students:
+        return "error", ("not graded: no such student in the gradebook, and Autograde.create_student is False "
+                         "(nbgrader autograde refuses it too): add the student, then rerun")
+    stamp = dict(files).get("timestamp.txt")
+    if stamp is not None:
+        text = stamp.read_text(encoding="utf-8", errors="replace").strip()
+        try:
+            if text:
+                parse_utc(text)
+        except Exception:  # noqa: BLE001 -- nbgrader stops the whole run here; we stop this submission only
+            return "error", (f"not graded: its timestamp.txt holds {text[:60]!r}, which is not a date nbgrader can "
+                             "read: correct it and rerun")
+    return None
+
+
+def _prepare(taken: intake.Intake, previous, settings: _Settings):
+    """Preflight, sanitise and stage every submission not graded before; returns (resumed rows, pending, jobs)."""
+    resumed: dict[tuple[str, str], report.Row] = {}
+    pending: dict[tuple[str, str], _Pending] = {}
+    jobs: list[Job] = []
     released = {path.relative_to(course.EXERCISES).with_suffix("").as_posix(): notebooks.read(path)
                 for path in course.exercise_paths()}
     for submission in taken.submissions:
-        key = (submission.student, submission.assignment)
-        expected = sorted(p.stem for p in (course.SOLUTIONS / submission.assignment).glob("*.ipynb"))
-        prepared = []
-        chosen = preflight.choose_files(submission.files, expected)
-        for path in set(submission.files) - {path for path, _ in chosen.values()}:
-            graded = ", ".join(sorted(p.name for p, _ in chosen.values() if p))
-            taken.ignore(path, f"another file was graded for this assignment ({graded or 'none'})"
-                         if graded else f"matches none of the assignment's notebooks ({', '.join(expected)})")
-        for name, (path, note) in chosen.items():
-            item = preflight.prepare(path, name, limits.max_submission_bytes,
-                                     released.get(f"{submission.assignment}/{name}"))
-            item.notes = ([note] if note else []) + item.notes
-            prepared.append(item)
-        if key in previous and previous[key].sha256 == ",".join(p.sha256 for p in prepared):
-            resumed[key] = previous[key]  # graded before, unchanged since: resume, don't regrade
-            continue
-        pending[key] = prepared
-        for item in (p for p in prepared if p.status == "ok"):
-            relative = Path(submission.student) / submission.assignment / f"{item.notebook}.ipynb"
-            try:
-                sanitized = _sanitize(item.nb, config, db_url, submission.student, submission.assignment,
-                                      item.notebook)
-            except Exception as error:  # noqa: BLE001 -- one odd notebook must not stop the class
-                item.status, item.detail = "unparseable", f"nbgrader could not read its cells ({error!r:.200})"
-                continue
-            for folder, nb in [("submitted", item.nb), ("sanitized", sanitized)]:
-                (work / folder / relative).parent.mkdir(parents=True, exist_ok=True)
-                nbformat.write(nb, work / folder / relative)
-            jobs.append(Job(submission.student, submission.assignment, item.notebook, work / "sanitized" / relative))
+        key = submission.student, submission.assignment
+        try:
+            _prepare_one(submission, taken, previous, settings, released, resumed, pending, jobs)
+        except Exception as error:  # noqa: BLE001 -- a file that cannot be read or staged costs this submission only
+            shutil.rmtree(settings.work / "submitted" / submission.student / submission.assignment, ignore_errors=True)
+            jobs[:] = [job for job in jobs if (job.student, job.assignment) != key]
+            resumed.pop(key, None)
+            pending[key] = _Pending(pending[key].prepared if key in pending else [], problem=(
+                "error", f"could not be prepared for grading ({type(error).__name__}: {str(error)[:200]}); rerun"))
     return resumed, pending, jobs
 
 
+def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, settings: _Settings, released,
+                 resumed: dict, pending: dict, jobs: list) -> None:
+    """Preflight, sanitise and stage one submission, unless it is unchanged since it was graded."""
+    key = student, assignment = submission.student, submission.assignment
+    expected = sorted(p.stem for p in (course.SOLUTIONS / assignment).glob("*.ipynb"))
+    prepared = []
+    chosen = preflight.choose_files(submission.files, expected)
+    for path in set(submission.files) - {path for path, _ in chosen.values()}:
+        graded = ", ".join(sorted(p.name for p, _ in chosen.values() if p))
+        taken.ignore(path, f"another file was graded for this assignment ({graded or 'none'})"
+                     if graded else f"matches none of the assignment's notebooks ({', '.join(expected)})")
+    selected = {name for name in expected if fnmatch.fnmatchcase(name, settings.notebook)}
+    for name, (path, note) in chosen.items():
+        if path is not None and name not in selected:
+            taken.ignore(path, f"not selected by --notebook {settings.notebook}: its earlier grade stays")
+        try:
+            item = preflight.prepare(path, name, settings.limits.max_submission_bytes,
+                                     released.get(f"{assignment}/{name}"))
+        except OSError as error:  # unreadable: this hand-in only
+            item = preflight.Prepared(name, "error", f"{path.name} could not be read ({error})")
+        item.notes = ([note] if note else []) + item.notes
+        prepared.append(item)
+    files, file_notes = _student_files(submission.folder, settings.ignore, settings.limits.max_submission_bytes)
+    handed_in = ([f"{p.notebook}:{p.sha256}" for p in prepared]
+                 + [f"{relative}:{_digest(path.read_bytes())}" for relative, path in files])
+    resume_key = "" if settings.notebook != "*" else _digest(json.dumps(
+        [handed_in, settings.grader_key, settings.assignment_keys.get(assignment, "")]).encode())
+    if resume_key and key in previous and previous[key].sha256 == resume_key:
+        resumed[key] = previous[key]  # graded before, and nothing it depends on has changed: resume
+        return
+    entry = pending[key] = _Pending(prepared, resume_key, notes=file_notes)
+    entry.problem = _problem(submission, files, settings)
+    if entry.problem:
+        return
+    sanitized = {}
+    for item in prepared:
+        if item.status == "ok" and item.notebook in selected:
+            try:
+                sanitized[item.notebook] = _sanitize(item.nb, settings.config, settings.db_url, student,
+                                                     assignment, item.notebook)
+            except SanitizeError as error:  # a readable notebook nbgrader's own steps refuse: this one only
+                item.status = "error"
+                item.detail = f"{error}; open it in Jupyter, check its cells, hand it in again"
+    if not sanitized:
+        return  # nothing to run: recorded as zero, with the reason
+    # Staged as nbgrader's submitted/<student>/<assignment>/: the student's files (timestamp.txt included),
+    # then every notebook to keep (one left out would be zeroed as missing).
+    staged = settings.work / "submitted" / student / assignment
+    for relative, source in files:
+        (staged / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, staged / relative)
+    for item in prepared:
+        if item.status == "ok":
+            notebooks_path = staged / f"{item.notebook}.ipynb"
+            notebooks_path.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(item.nb, notebooks_path)
+    entry.staged = True
+    # The kernel's folder is nbgrader's autograded/ folder: the student's files, then the assignment's own
+    # over them, except those Autograde.exclude_overwriting leaves to the student.
+    given = {relative: staged / relative for relative, _ in files}
+    given.update(_source_files(assignment, settings.excluded_files.get(assignment, []), settings.ignore))
+    for name, nb in sanitized.items():
+        target = settings.work / "sanitized" / student / assignment / f"{name}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        jobs.append(Job(student, assignment, name, target, files=sorted(given.items())))
+
+
 def _execute_all(jobs: list[Job], pool_of_workers: list[Worker], limits, skip_tag: str, executed_dir: Path,
-                 progress: bool, hidden: list[str] | None) -> list[Job]:
+                 progress: bool, hidden: list[str] | None, logs: Path | None = None,
+                 containment: str = "auto") -> list[Job]:
     """Execute every job on the pool of workers, each slot with its own user."""
-    slots: queue.Queue[tuple[int, Worker, sandbox.SlotCgroup | None]] = queue.Queue()
-    cgroups = [sandbox.slot_cgroup(slot, limits) for slot in range(len(pool_of_workers))]
+    slots: queue.Queue[tuple[int, Worker]] = queue.Queue()
     for slot, worker in enumerate(pool_of_workers):
-        slots.put((slot, worker, cgroups[slot]))
+        slots.put((slot, worker))
+    run_sandbox = sandbox.Sandbox(containment, len(pool_of_workers), limits)  # slot users no other run shares
 
     def run_one(job: Job) -> Job:
-        slot, worker, cgroup = slots.get()
+        slot, worker = slots.get()
         try:
-            return _execute(job, slot, worker, cgroup, limits, skip_tag, executed_dir, hidden)
+            return _execute(job, slot, worker, run_sandbox, limits, skip_tag, executed_dir, hidden, logs)
+        except Exception as error:  # noqa: BLE001 -- one submission can never cost the class
+            if worker.busy:
+                worker.kill()  # it failed mid-job, in a state nobody knows: the slot's next job starts a fresh one
+            return _failed(job, error, executed_dir)
         finally:
-            slots.put((slot, worker, cgroup))
+            slots.put((slot, worker))
 
     try:
         with ThreadPoolExecutor(max_workers=len(pool_of_workers)) as pool:
             return list(tqdm(pool.map(run_one, jobs), total=len(jobs), desc="grading", unit="nb",
                              disable=not progress))
     finally:
-        for cgroup in filter(None, cgroups):
-            cgroup.remove()
+        run_sandbox.close()
 
 
-def _record(nbgrader, pending, by_key, autograded_root: Path, since: float, db_url: str, course_id: str) -> None:
-    """nbgrader's own autograde converter writes every grade, one assignment at a time."""
-    for assignment in sorted({a for _, a in by_key}):
+_LOG_RECORD = re.compile(r"^\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] ", re.M)
+
+
+def split_nbgrader_log(text: str, assignment: str) -> dict[str, tuple[str, str]]:
+    """nbgrader's log of one assignment's autograde, per student: {student: (their part, the error it ended
+    with, or "")}. A record belongs to the student whose folder or id it names, else to the one before."""
+    mentions = re.compile(r"[/\\](?:submitted|autograded)[/\\](?P<path>[^/\\\n]+)[/\\]" + re.escape(assignment)
+                          + r"(?:[/\\\s']|$)|student with ID '(?P<id>[^'\n]+)'")
+    parts: dict[str, list[str]] = {}
+    errors: dict[str, str] = {}
+    current, failing = None, False
+    starts = [m.start() for m in _LOG_RECORD.finditer(text)] + [len(text)]
+    for begin, end in zip(starts, starts[1:]):
+        record = text[begin:end]
+        found = mentions.search(record)
+        if found and not failing:
+            current = found["path"] or found["id"]
+        if current is None:
+            continue
+        parts.setdefault(current, []).append(record)
+        if "There was an error processing assignment" in record:
+            failing = True  # the traceback that follows is this student's
+            errors[current] = "nbgrader could not record this submission"
+        elif failing and record.startswith("[ERROR]"):
+            lines = [line.strip() for line in record.strip().splitlines() if line.strip()]
+            errors[current] = f"nbgrader could not record this submission ({lines[-1][:300]})"
+            failing = False
+    return {student: ("".join(records), errors.get(student, "")) for student, records in parts.items()}
+
+
+def _record(nbgrader_api, pending: dict, by_key: dict, autograded_root: Path, since: float, settings: _Settings,
+            logs: Path) -> None:
+    """nbgrader's own autograde converter writes every grade, one assignment at a time; its log is kept, and
+    each submission it could not record gets nbgrader's reason."""
+    reasons: dict[tuple[str, str], str] = {}
+    for assignment in sorted({a for (_, a), entry in pending.items() if entry.staged}):
         # One converter per assignment, not per student: its start-up dominates recording a grade.
         # A submission it fails on is skipped by nbgrader and caught below.
-        nbgrader.autograde(assignment, "*", force=True, create=True)
-    for key in pending:
+        try:
+            result = nbgrader_api.autograde(assignment, "*", force=True, create=settings.create_student)
+            text = (result.get("log") or "") + (f"\n{result['error']}" if result.get("error") else "")
+        except Exception:  # noqa: BLE001 -- whatever it was, it is this assignment's, and it is kept
+            text = traceback.format_exc()
+        _write_log(logs / "nbgrader" / f"{assignment}.log", text.encode())
+        for student, (part, error) in split_nbgrader_log(text, assignment).items():
+            if (student, assignment) in pending:
+                _write_log(logs / student / assignment / "nbgrader.log", part.encode())
+            if error:
+                reasons[student, assignment] = error
+    for key, entry in pending.items():
         student, assignment = key
+        if entry.problem:
+            continue  # not graded at all: the gradebook keeps what it had
+        if not entry.staged:  # nothing could run (missing, unreadable, too large): zero, and no stale copy left
+            if settings.create_student or student in settings.known_students:
+                _record_zero(settings.db_url, settings.course_id, student, assignment)
+            shutil.rmtree(autograded_root / student / assignment, ignore_errors=True)
+            continue
         recorded = [autograded_root / student / assignment / f"{job.notebook}.ipynb" for job in by_key.get(key, [])]
-        if key not in by_key:
-            _record_zero(db_url, course_id, student, assignment)
-        elif not all(path.exists() and path.stat().st_mtime >= since for path in recorded):
-            by_key[key][0].status, by_key[key][0].detail = "error", "nbgrader could not record this submission"
-            _record_zero(db_url, course_id, student, assignment)
+        if not all(path.exists() and path.stat().st_mtime >= since for path in recorded):
+            job = by_key[key][0]
+            job.status = "error"
+            job.detail = reasons.get(key, "nbgrader could not record this submission") + f"; see {LOGS}/"
+            _record_zero(settings.db_url, settings.course_id, student, assignment)
 
 
-def _take_in(submissions: Path, known: list[str], single: bool, out: Path, filename_regex: str | None):
+def _take_in(submissions: Path, known: list[str], single: bool, out: Path, filename_regex: str | None,
+             students: list[str] | None = None, exclude: set[str] | frozenset[str] = frozenset()):
     """Read the hand-in and account for every notebook in OUT/intake.csv; refuse a hand-in with nothing to grade."""
-    taken = intake.collect(Path(submissions), set(known), out / "work", filename_regex, single_assignment=single)
+    taken = intake.collect(Path(submissions), set(known), out / "work", filename_regex, single_assignment=single,
+                           students=students, exclude=exclude)
     taken.write_csv(out / intake.INTAKE_CSV)
     if not taken.found and not taken.submissions:
         raise intake.IntakeError(f"no notebook (.ipynb) found in {submissions}")
@@ -309,85 +616,161 @@ def _publish_submitted(work: Path, submitted_root: Path, submissions: Path, pend
     given, submitted_root = Path(submissions).resolve(), submitted_root.resolve()
     if given.is_relative_to(submitted_root) or submitted_root.is_relative_to(given):
         return
-    for student, assignment in pending:
-        staged = work / "submitted" / student / assignment
-        if staged.is_dir():
-            target = submitted_root / student / assignment
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(staged, target)
+    for (student, assignment), entry in pending.items():
+        staged, target = work / "submitted" / student / assignment, submitted_root / student / assignment
+        if entry.problem or not (staged.is_dir() or any(p.status != "missing" for p in entry.prepared)):
+            continue  # not graded in this run, or nothing handed in: what the course's submitted/ holds stays
+        try:
+            shutil.rmtree(target, ignore_errors=True)  # a new hand-in that could not be graded leaves no stale copy
+            if staged.is_dir():
+                shutil.copytree(staged, target)
+        except OSError:
+            pass  # formgrader's count only: the grade is recorded
 
 
 def autograde_class(
     submissions: Path, out: Path, workers: int, assignments: list[str] | None = None, force: bool = False,
     limits: sandbox.Limits | None = None, db_url: str | None = None, autograded: Path | None = None,
-    filename_regex: str | None = None, progress: bool = True,
+    filename_regex: str | None = None, progress: bool = True, containment: str = "auto",
+    students: list[str] | None = None, notebook: str | None = None, overrides: Config | None = None,
 ) -> list[report.Row]:
-    """Grade every submission under `submissions`; returns the rows written to OUT/grades.csv."""
+    """Grade every submission under `submissions`; returns the rows written to OUT/grades.csv.
+
+    `students` and `notebook` are nbgrader's --student and --notebook selections (globs), `overrides` its
+    `--Class.trait=value` options; each falls back on nbgrader_config.py, as nbgrader autograde's do. Rows of
+    an earlier run outside this run's selection (other assignments, other students) stay in grades.csv."""
     intake.check_inputs(submissions, assignments)
-    limits = limits or sandbox.Limits()
     out = Path(out).resolve()
-    work = out / "work"
+    work, logs = out / "work", out / LOGS
     for stale in ("submitted", "sanitized", "executed", "unzipped"):
         shutil.rmtree(work / stale, ignore_errors=True)  # this run stages only what it grades
-    config = _grading_config(out, db_url, autograded)
+    config = _grading_config(out, db_url, autograded, overrides, notebook)
     directory = CourseDirectory(config=config)  # the settings with nbgrader's defaults filled in
+    converter = Autograde(coursedir=directory, config=config)  # its settings: exclude_overwriting, create_student
     db_url, course_id = directory.db_url, directory.course_id
     autograded_root = Path(directory.root) / directory.autograded_directory
+    limits = limits or default_limits(config)
+    if students is None and directory.student_id not in ("", "*"):
+        students = [directory.student_id]
+    exclude = {s.strip() for s in directory.student_id_exclude.split(",") if s.strip()}
     phases: dict[str, float] = {}
     since = clock = time.time()
     taken = _take_in(submissions, assignments or course.assignments(), len(assignments or []) == 1, out,
-                     filename_regex)
+                     filename_regex, students, exclude)
+    graded = sorted({s.assignment for s in taken.submissions})
+    earlier = report.read_rows(out / report.GRADES_CSV)
+    rows = {key: row for key, row in earlier.items() if not _selected(key, graded, students, exclude)}
+    resumed, pending, jobs, finished, settings, changed = {}, {}, [], [], None, []
     # Workers import torch and friends while the submissions are being prepared.
     pool_of_workers = [Worker() for _ in range(max(workers, 1))]
     for worker in pool_of_workers:
         worker.start()
     needed = False  # a failure, or nothing to execute: the workers' import is not worth waiting for
     try:
-        _ensure_assignments(sorted({s.assignment for s in taken.submissions}), db_url)
-        _record_names(db_url, course_id, taken.names)
-        previous = {} if force else report.read_rows(out / report.GRADES_CSV)
-        rows, pending, jobs = _prepare(taken, previous, limits, config, db_url, work)
-        taken.write_csv(out / intake.INTAKE_CSV)
-        phases["prepare"], clock = time.time() - clock, time.time()
-        # nbgrader_config.py draws a fresh random tag per run: no cell can be tagged to skip execution.
-        hidden = _hidden_paths(submissions, out, autograded_root, db_url) if sandbox.jail_available() else None
-        finished = _execute_all(jobs, pool_of_workers, limits, config.Execute.skip_cells_with_tag,
-                                work / "executed", progress, hidden)
-        needed = bool(jobs)
-    finally:
-        for worker in pool_of_workers:
-            worker.stop() if needed else worker.kill()
-    phases["execute"], clock = time.time() - clock, time.time()
-    by_key: dict[tuple[str, str], list[Job]] = {}
-    for job in finished:
-        by_key.setdefault((job.student, job.assignment), []).append(job)
-
-    # Only this process writes grades, after every kernel of the run is gone.
-    _record(api(config), pending, by_key, autograded_root, since, db_url, course_id)
-    _publish_submitted(work, autograded_root.parent / load_config().CourseDirectory.submitted_directory,
-                       submissions, pending)
-    for key, prepared in pending.items():
-        problems = [(p.status, p.detail) for p in prepared if p.status != "ok"]
+        try:
+            refused = _ensure_assignments(graded, db_url)
+            _record_names(db_url, course_id, taken.names)
+            with Gradebook(db_url, course_id=course_id) as gradebook:
+                known_students = {student.id for student in gradebook.students}
+            excluded_files = {name: list(files) for name, files in converter.exclude_overwriting.items()}
+            settings = _Settings(
+                config, db_url, course_id, work, limits, directory.notebook_id or "*", excluded_files,
+                list(directory.ignore), grader_version(limits, overrides),
+                {a: assignment_version(db_url, course_id, a, excluded_files.get(a, []), list(directory.ignore))
+                 for a in graded}, refused, converter.create_student, known_students)
+            changed = _changes(work, settings.grader_key, settings.assignment_keys)
+            resumed, pending, jobs = _prepare(taken, {} if force or converter.force else earlier, settings)
+            rows.update(resumed)
+            taken.write_csv(out / intake.INTAKE_CSV)
+            phases["prepare"], clock = time.time() - clock, time.time()
+            # nbgrader_config.py draws a fresh random tag per run: no cell can be tagged to skip execution.
+            hidden = _hidden_paths(submissions, out, autograded_root, db_url) if sandbox.jail_available() else None
+            finished = _execute_all(jobs, pool_of_workers, limits, config.Execute.skip_cells_with_tag,
+                                    work / "executed", progress, hidden, logs, containment=containment)
+            needed = bool(jobs)
+        finally:
+            for worker in pool_of_workers:
+                worker.stop() if needed else worker.kill()
+        phases["execute"], clock = time.time() - clock, time.time()
+        by_key: dict[tuple[str, str], list[Job]] = {}
+        for job in finished:
+            by_key.setdefault((job.student, job.assignment), []).append(job)
+        # Only this process writes grades, after every kernel of the run is gone.
+        _record(api(config), pending, by_key, autograded_root, since, settings, logs)
+        _publish_submitted(work, autograded_root.parent / load_config().CourseDirectory.submitted_directory,
+                           submissions, pending)
+    except Exception as error:
+        # Whatever stopped the run, grades.csv still says, for every submission of the hand-in, what became of it.
+        for submission in taken.submissions:
+            rows.setdefault((submission.student, submission.assignment), report.Row(
+                submission.student, submission.assignment, 0.0, 0.0, "error",
+                f"the run stopped before this submission was recorded ({type(error).__name__}: {str(error)[:200]})"))
+        report.write_rows(out / report.GRADES_CSV, [rows[k] for k in sorted(rows)])
+        raise
+    unread = ""
+    try:
+        scores = _scores(db_url, course_id, set(rows) | set(pending))
+    except Exception as error:  # noqa: BLE001 -- the rows are still written, saying so
+        scores, unread = {}, f"; the gradebook could not be read back ({type(error).__name__}: {str(error)[:200]})"
+    for key, row in list(rows.items()):  # graded before: what the gradebook says now (a TA may have graded since)
+        if key in scores:
+            rows[key] = dataclasses.replace(row, **scores[key])
+    for key, entry in pending.items():
+        problems = [entry.problem] if entry.problem else []
+        problems += [(p.status, p.detail) for p in entry.prepared if p.status != "ok"]
         problems += [(j.status, j.detail) for j in by_key.get(key, []) if j.status != "ok"]
-        status, detail = problems[0] if problems else ("ok", "; ".join(n for p in prepared for n in p.notes))
-        score, max_score = _scores(db_url, course_id, *key)
-        rows[key] = report.Row(*key, score, max_score, status, detail, ",".join(p.sha256 for p in prepared))
+        notes = [n for p in entry.prepared for n in p.notes] + entry.notes
+        status, detail = problems[0] if problems else ("ok", "; ".join(notes))
+        zero = dict(score=0.0, max_score=0.0)
+        rows[key] = report.Row(*key, status=status, detail=detail + unread, **{**zero, **scores.get(key, {})},
+                               # a failure of the grader itself is retried by the next run
+                               sha256=entry.key if status != "error" else "")
     ordered = [rows[k] for k in sorted(rows)]
     report.write_rows(out / report.GRADES_CSV, ordered)
     phases["record"], clock = time.time() - clock, time.time()
 
-    for (student, assignment), prepared in pending.items():
-        row = rows[student, assignment]
-        for item in prepared:
-            graded = autograded_root / student / assignment / f"{item.notebook}.ipynb"
-            feedback.write(out / "feedback" / student / assignment / f"{item.notebook}.html",
-                           graded if (student, assignment) in by_key else None,
-                           f"{assignment} / {item.notebook}: feedback for {student}", row.score, row.max_score,
-                           row.status, row.detail)
+    for key, row in rows.items():
+        if key in pending or (key in resumed and not _has_feedback(out, row)):
+            _write_feedback(out, autograded_root, row, settings.notebook if settings else "*",
+                            graded=key in by_key or key in resumed)
     phases["feedback"] = time.time() - clock
-    resumed = sorted(f"{s}/{a}" for s, a in rows if (s, a) not in pending)
-    report.Timing(len(jobs), phases["execute"], [j.seconds for j in finished], phases, resumed).save(out)
+    report.Timing(len(jobs), phases["execute"], [j.seconds for j in finished], phases,
+                  sorted(f"{s}/{a}" for s, a in resumed), changed).save(out)
     return ordered
+
+
+def _selected(key: tuple[str, str], assignments: list[str], students: list[str] | None, exclude) -> bool:
+    """Is a row of an earlier run one this run grades again (its assignment and student are selected)?"""
+    student, assignment = key
+    return (assignment in assignments and student not in exclude
+            and (students is None or any(fnmatch.fnmatchcase(student, pattern) for pattern in students)))
+
+
+def _feedback_pages(out: Path, row: report.Row, pattern: str) -> list[tuple[str, Path]]:
+    names = sorted(p.stem for p in (course.SOLUTIONS / row.assignment).glob("*.ipynb")
+                   if fnmatch.fnmatchcase(p.stem, pattern))
+    return [(name, out / "feedback" / row.student_id / row.assignment / f"{name}.html") for name in names]
+
+
+def _has_feedback(out: Path, row: report.Row) -> bool:
+    return all(page.exists() for _, page in _feedback_pages(out, row, "*"))
+
+
+def _write_feedback(out: Path, autograded_root: Path, row: report.Row, pattern: str, graded: bool) -> None:
+    """Each notebook's feedback page; one that cannot be rendered costs that page only, never the run."""
+    for name, page in _feedback_pages(out, row, pattern):
+        notebook = autograded_root / row.student_id / row.assignment / f"{name}.ipynb"
+        title = f"{row.assignment} / {name}: feedback for {row.student_id}"
+        arguments = (row.score, row.max_score, row.status, row.detail)
+        try:
+            feedback.write(page, notebook if graded else None, title, *arguments,
+                           needs_manual_grade=row.needs_manual_grade, late_penalty=row.late_submission_penalty)
+        except Exception as error:  # noqa: BLE001 -- the page says so instead
+            try:
+                feedback.write(page, None, title, *arguments[:3],
+                               f"{row.detail} (the feedback page could not be rendered: {type(error).__name__})")
+            except Exception:  # noqa: BLE001 -- the grade is recorded; only this page is missing
+                pass
 
 
 def _hidden_paths(submissions: Path, out: Path, autograded_root: Path, db_url: str) -> list[str]:
@@ -399,10 +782,27 @@ def _hidden_paths(submissions: Path, out: Path, autograded_root: Path, db_url: s
     return sorted(str(p) for p in paths)
 
 
-def _scores(db_url: str, course_id: str, student: str, assignment: str) -> tuple[float, float]:
+def _scores(db_url: str, course_id: str, keys) -> dict[tuple[str, str], dict]:
+    """What the gradebook holds for each (student, assignment), as `nbgrader export` reports it: the score less
+    the late penalty (never below 0), whether answers await manual grading, the hand-in's timestamp. A
+    submission the gradebook does not have scores 0 of the assignment's maximum."""
+    found = {}
     with Gradebook(db_url, course_id=course_id) as gradebook:
-        try:
-            submission = gradebook.find_submission(assignment, student)
-        except MissingEntry:
-            return 0.0, gradebook.find_assignment(assignment).max_score
-        return float(submission.score), float(submission.max_score)
+        for student, assignment in keys:
+            try:
+                submission = gradebook.find_submission(assignment, student)
+            except MissingEntry:
+                try:
+                    maximum = float(gradebook.find_assignment(assignment).max_score)
+                except MissingEntry:
+                    continue
+                found[student, assignment] = dict(score=0.0, max_score=maximum, needs_manual_grade=False,
+                                                  timestamp="", late_submission_penalty=0.0)
+                continue
+            penalty = float(submission.late_submission_penalty or 0.0)
+            found[student, assignment] = dict(
+                score=max(0.0, float(submission.score) - penalty), max_score=float(submission.max_score),
+                needs_manual_grade=bool(submission.needs_manual_grade),
+                timestamp=submission.timestamp.isoformat(sep=" ") if submission.timestamp else "",
+                late_submission_penalty=penalty)
+    return found

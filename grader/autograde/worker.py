@@ -80,12 +80,12 @@ class _GradingClient(NotebookClient):
 
 
 def _become_student(job: dict) -> None:
-    """In the kernel, before any student code: its cgroup, limits, an empty home, the slot's user."""
+    """In the kernel, before any student code: its cgroup, its jail, limits, an empty home, the slot's user."""
     workdir = Path(job["workdir"])
     for procs in job.get("cgroups", []):
-        Path(procs).write_text(str(os.getpid()))
-    if job.get("hide") is not None:
-        jail.enter(job["hide"], workdir)
+        Path(procs).write_text(str(os.getpid()))  # a fresh cgroup: nothing of an earlier student is charged to it
+    if job.get("hide") is not None:  # jailed: the kernel is PID 1 of its own namespace (fork_kernel)
+        jail.enter(workdir, job["hide"])  # the allowlist; `hide` is checked to be out of sight
     limits = [
         (resource.RLIMIT_AS, job.get("memory_bytes")), (resource.RLIMIT_NPROC, job.get("max_processes")),
         (resource.RLIMIT_FSIZE, job.get("max_file_bytes")), (resource.RLIMIT_CORE, 0),
@@ -109,13 +109,14 @@ def _become_student(job: dict) -> None:
     if job.get("uid") is not None and os.getuid() == 0:
         os.chown(workdir / ".kernel.json", job["uid"], job["gid"])
         jail.drop_to(job["uid"], job["gid"])
+    jail.forbid_new_privileges()
 
 
 def drive(job: dict) -> None:
     """Run one notebook against a freshly forked kernel and write the executed notebook."""
     nb = nbformat.read(job["notebook"], as_version=4)
     pid, connection_file = kernel.fork_kernel(
-        Path(job["workdir"]), lambda: _become_student(job), over_unix_sockets=job.get("hide") is not None
+        Path(job["workdir"]), lambda: _become_student(job), jailed=job.get("hide") is not None
     )
     manager = kernel.AdoptedKernelManager(kernel_name="python3")
     manager.adopt(pid, connection_file)
@@ -196,6 +197,7 @@ class Worker:
     def __init__(self):
         self.process: subprocess.Popen | None = None
         self.ready = False
+        self.busy = False  # a job was sent and its end not read: after a failure, the worker is in an unknown state
 
     def start(self) -> None:
         """Start importing the libraries now; the first job waits for it to finish."""
@@ -219,16 +221,23 @@ class Worker:
         if self.process is None or self.process.poll() is not None:
             self.start()
         if not self.ready:
-            self._read(timeout=300)  # {"ready": pid}: the libraries are imported
+            if self._read(timeout=300) is None:  # {"ready": pid}: the libraries are imported
+                raise RuntimeError("the grading worker did not start within 300 s")
             self.ready = True
+        self.busy = True
         self.process.stdin.write(json.dumps(job) + "\n")
         self.process.stdin.flush()
-        driver = self._read(timeout=60)["started"]
+        started = self._read(timeout=60)
+        if not isinstance(started, dict) or "started" not in started:
+            raise RuntimeError(f"the grading worker did not start the job (it answered {started!r:.100})")
         finished = self._read(timeout=timeout)
         if finished is None:
-            on_timeout(driver)
-            self._read(timeout=60)
+            on_timeout(started["started"])
+            if self._read(timeout=60) is None:
+                self.kill()  # it no longer answers: the next job starts a fresh one
+            self.busy = False
             return False
+        self.busy = False
         return True
 
     def stop(self) -> None:
