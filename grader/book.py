@@ -85,7 +85,10 @@ def syllabus_entry(path: Path) -> Lecture:
 def student_url(target: Path) -> str | None:
     """Where a file of this repository is in the students' repository: a notebook opens in Colab,
     anything else on GitHub. None for what students do not get (solutions/, grader/, a missing file)."""
-    if not target.exists() or not any(target.is_relative_to(folder) for folder in (course.LECTURES, course.EXERCISES)):
+    from grader.student_repo import AS_IS  # the files the students' repository copies as they are
+
+    given = any(target.is_relative_to(folder) for folder in (course.LECTURES, course.EXERCISES)) or target in AS_IS
+    if not target.exists() or not given:
         return None
     if target.suffix == ".ipynb":
         return notebooks.colab_url(target)

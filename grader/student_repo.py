@@ -3,8 +3,10 @@
 This repository is the instructor's: solutions/ holds every answer and grader/checks/ every hidden
 check, so it stays private. Students clone a second repository that holds only what they may see:
 lectures/ and exercises/ exactly as they are here, a README for students (from
-grader/templates/student_README.md), their set-up files (requirements.txt, environment.yml) and a
-.gitignore. The Colab badges already point there (course.STUDENT_REPOSITORY).
+grader/templates/student_README.md), their set-up files (requirements.txt, environment.yml), the
+configurations that open it with nothing installed (binder/ for mybinder.org, .devcontainer/ for GitHub
+Codespaces and VS Code, both with PyTorch's CPU build) and a .gitignore. The Colab, Binder and
+Codespaces badges point there (course.STUDENT_REPOSITORY).
 
 DIR is a new or empty folder, or the students' repository checked out (a git repository, or a
 folder this command wrote before). The files written are listed in DIR/.student-repo-files, so a
@@ -24,8 +26,13 @@ import nbformat
 from grader import course, hygiene, notebooks
 
 MANIFEST = ".student-repo-files"
-LICENSES = [course.ROOT / "LICENSE", course.ROOT / "LICENSE-CONTENT.md"]  # the students' copy is licensed too
+# Copied as they are: the licences (the students' copy is licensed too) and the reading list lectures link to.
+AS_IS = [course.ROOT / "LICENSE", course.ROOT / "LICENSE-CONTENT.md", course.ROOT / "READING.md"]
 TEMPLATE = Path(__file__).resolve().parent / "templates" / "student_README.md"
+DEVCONTAINER = Path(__file__).resolve().parent / "templates" / "student_devcontainer.json"
+# PyTorch's CPU build: Binder and Codespaces have no GPU, and the default Linux build (CUDA, several GB)
+# does not fit Binder's memory and disk.
+CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # What students install: the notebooks' packages, JupyterLab, and nbgrader for its Validate button
 # and Assignments list. Version ranges come from this repository's requirements.txt.
 STUDENT_PACKAGES = ("torch", "numpy", "matplotlib", "scikit-learn", "tqdm", "jupyterlab", "ipykernel", "nbgrader")
@@ -41,6 +48,12 @@ REQUIREMENTS_HEADER = """\
 ENVIRONMENT_HEADER = """\
 # conda env create -f environment.yml && conda activate intro-to-pytorch
 # The same packages as requirements.txt.
+"""
+BINDER_REQUIREMENTS_HEADER = f"""\
+# mybinder.org builds the course from this folder (and ignores the files at the top when it exists).
+# PyTorch's CPU build: Binder has no GPU, and the default build (with CUDA) does not fit its memory.
+# Its versions carry `+cpu`, which pip ranks above the same version without it.
+--extra-index-url {CPU_TORCH_INDEX}
 """
 GITIGNORE = """\
 # Your own work: copy a notebook here before you change it, and `git pull` never conflicts with it.
@@ -94,12 +107,14 @@ def build(target: Path) -> Written:
 def contents() -> dict[str, bytes]:
     """Every file of the students' repository, by its path there; refuses if anything would leak."""
     files = {}
-    for path in course.lecture_paths() + _exercise_files() + LICENSES:
+    for path in course.lecture_paths() + _exercise_files() + AS_IS:
         files[path.relative_to(course.ROOT).as_posix()] = path.read_bytes()
     files["README.md"] = readme().encode()
     files["requirements.txt"] = requirements().encode()
     files["environment.yml"] = environment().encode()
     files[".gitignore"] = GITIGNORE.encode()
+    files["binder/requirements.txt"] = binder_requirements().encode()
+    files[".devcontainer/devcontainer.json"] = devcontainer().encode()
     problems = leak_problems(files)
     if problems:
         raise StudentRepoError("nothing written: the students' repository would reveal what it must not:\n  "
@@ -138,7 +153,7 @@ def _title(path: Path) -> str:
 def course_table() -> str:
     """One markdown table row per unit: its topic, and its lecture and exercise, each also in Colab."""
     lectures = {path.name[:2]: path for path in course.lecture_paths()}
-    exercises = {path.parent.name[:2]: path for path in course.exercise_paths()}
+    exercises = {path.parent.name[:2]: path for path in course.exercise_paths(course.units())}
 
     def link(path: Path | None, label: str) -> str:
         if path is None:
@@ -155,10 +170,21 @@ def course_table() -> str:
     return "\n".join(rows)
 
 
+def binder_url() -> str:
+    """mybinder.org's link that builds the students' repository and opens JupyterLab."""
+    return f"https://mybinder.org/v2/gh/{course.STUDENT_REPOSITORY}/{course.STUDENT_BRANCH}?urlpath=lab"
+
+
+def codespaces_url() -> str:
+    """GitHub's link that creates a codespace of the students' repository (or reopens the student's own)."""
+    return f"https://codespaces.new/{course.STUDENT_REPOSITORY}?quickstart=1"
+
+
 def readme() -> str:
     folder = course.STUDENT_REPOSITORY.rsplit("/", 1)[-1]
     return string.Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         course_table=course_table(), clone_url=f"https://github.com/{course.STUDENT_REPOSITORY}.git", folder=folder,
+        binder_url=binder_url(), codespaces_url=codespaces_url(),
     )
 
 
@@ -178,6 +204,17 @@ def requirements() -> str:
     if missing:
         raise StudentRepoError(f"requirements.txt does not name {missing}, which students need")
     return REQUIREMENTS_HEADER + "".join(f"{ours[name]}\n" for name in STUDENT_PACKAGES)
+
+
+def binder_requirements() -> str:
+    """binder/requirements.txt: the students' packages, torch from PyTorch's CPU index."""
+    return BINDER_REQUIREMENTS_HEADER + requirements().removeprefix(REQUIREMENTS_HEADER)
+
+
+def devcontainer() -> str:
+    """.devcontainer/devcontainer.json for GitHub Codespaces and VS Code: Python, PyTorch's CPU build, the
+    students' requirements.txt, JupyterLab's port."""
+    return string.Template(DEVCONTAINER.read_text(encoding="utf-8")).substitute(cpu_torch_index=CPU_TORCH_INDEX)
 
 
 def environment() -> str:

@@ -5,7 +5,9 @@ and run verbatim (`bash -c LINE`) from the root of a copy of the working tree (w
 `git ls-files -co --exclude-standard` lists: uncommitted work included, nothing git ignores: no
 .venv, no gradebook.db, no grading/), in the order of a term: release, student-repo, autograde a
 mixed LMS download as a folder (twice: the second run resumes) and as a zip, nbgrader export,
-book, and the students' `jupyter lab` in the folder student-repo wrote. A README command that
+every `export --lms` line (into a roster of the download's students, written where the line's
+--roster says), feedback-bundle and similarity, book, and the students' `jupyter lab` in the
+folder student-repo wrote. A README command that
 breaks fails here; a README command this test neither runs nor lists in NOT_RUN fails here too,
 so a README edit changes what this test runs. `python -m grader` run from the copy's root
 imports the copy's `grader` (the working directory comes first on sys.path, ahead of the editable
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from lms_class import roster_for_the_download
 from lms_downloads import ASSIGNMENT, FULL, MAX_SCORE, PARTIAL, ZERO, write_mixed_download, zip_folder
 
 pytestmark = pytest.mark.notebook
@@ -41,7 +44,11 @@ AUTOGRADE = "python -m grader autograde"
 EXPORT = "nbgrader export"
 BOOK = "python -m grader book"
 LAB = "jupyter lab"
-RUN = (RELEASE, STUDENT_REPO, AUTOGRADE, EXPORT, BOOK, LAB)
+LMS_EXPORT = "python -m grader export"
+BUNDLE = "python -m grader feedback-bundle"
+SIMILARITY = "python -m grader similarity"
+AFTER_GRADING = (LMS_EXPORT, BUNDLE, SIMILARITY)  # every README line of these runs, after autograde
+RUN = (RELEASE, STUDENT_REPO, AUTOGRADE, EXPORT, BOOK, LAB, *AFTER_GRADING)
 # README commands deliberately not run here, and why.
 NOT_RUN = {
     "pip install": "the environment running this test was set up with it (.ci/run runs it in a fresh venv)",
@@ -292,6 +299,16 @@ def readme_run(tmp_path_factory):
         run(name, AUTOGRADE, which)
         snapshots[name] = _snapshot(out)
     run("export", EXPORT, timeout=300)
+    # Grades into the LMS (a roster written where each line's --roster says, for this download's students),
+    # feedback zipped for it, similarity: every such README line, as written.
+    after = {}
+    for line in [c for c in commands if any(starts_with(c, prefix) for prefix in AFTER_GRADING)]:
+        if line not in after:
+            write_roster(clone, line)
+            after[line] = _run(line, clone, 300)
+            run_lines.add(line)
+    if not any(starts_with(c, LMS_EXPORT) for c in after):
+        steps["lms export"] = missing(LMS_EXPORT)
     run("book", BOOK)
 
     lab_command = found(LAB)
@@ -308,11 +325,22 @@ def readme_run(tmp_path_factory):
 
     left_to_commit = _porcelain(clone)
     print("\n".join(f"{name:18} {s.seconds:6.1f} s  rc={s.rc}  {s.command or s.missing}"
-                    for name, s in {**steps, **errors}.items()))
-    return dict(left_to_commit=left_to_commit,
+                    for name, s in {**steps, **errors, **{c[:40]: s for c, s in after.items()}}.items()))
+    return dict(left_to_commit=left_to_commit, after=after,
                 top=top, clone=clone, commands=commands, run_lines=run_lines, steps=steps, download=download,
                 out=out, snapshots=snapshots, errors=errors, grades_after_errors=grades_after_errors,
                 release_changes=release_changes, student_repo=student_repo, lab_cwd=lab_cwd)
+
+
+def write_roster(clone: Path, command: str) -> None:
+    """The LMS's own export that a `python -m grader export` line reads, built as that LMS writes it, for the
+    mixed download's students (lms_class.ROSTERS_FOR_THE_DOWNLOAD)."""
+    args = shlex.split(command)
+    if not starts_with(command, LMS_EXPORT) or "--roster" not in args or "--lms" not in args:
+        return
+    roster = clone / args[args.index("--roster") + 1]
+    roster.parent.mkdir(parents=True, exist_ok=True)
+    roster.write_bytes(roster_for_the_download(args[args.index("--lms") + 1]))
 
 
 def ran(step: Step) -> Step:
@@ -482,3 +510,61 @@ def test_jupyter_lab_serves_the_lectures(readme_run):
     names = {item["name"] for item in json.loads(listing)["content"]}
     lectures = {p.name for p in (readme_run["clone"] / "lectures").glob("[0-9][0-9]_*.ipynb")}
     assert lectures and lectures <= names, f"lectures/ lists {sorted(names)}"
+
+
+def _after(readme_run, prefix: str) -> list[Step]:
+    steps = [step for command, step in readme_run["after"].items() if starts_with(command, prefix)]
+    if not steps:
+        pytest.fail(f"README.md has no `{prefix} ...` line in a ```bash block")
+    return [ran(step) for step in steps]
+
+
+def test_grades_go_into_the_lms_gradebooks(readme_run):
+    """Does each README `export` line fill its LMS's gradebook with grades.csv's scores for the download's
+    Canvas, Moodle and other students, and name those it could not place?"""
+    grades = {r["student_id"]: r["score"] for r in _csv((readme_run["out"] / "grades.csv").read_text())}
+    for step in _after(readme_run, LMS_EXPORT):
+        args = shlex.split(step.command)
+        lms, out = args[args.index("--lms") + 1], readme_run["clone"] / args[args.index("--out") + 1]
+        rows = list(csv.reader(out.read_text(encoding="utf-8-sig").splitlines()))
+        if lms == "canvas":  # Student, ID, SIS User ID, SIS Login ID, Section, 01_tensors (...)
+            got = {r[3]: r[5] for r in rows[2:] if r[3]}  # not Canvas's test student, who has no login
+            expected = {"jsmith": grades["smithjohn_4242"], "jdoe": grades["doejane_4243"],
+                        "mary_ann": grades["mary_ann"], "cokafor": ""}
+        else:  # First name, Last name, ID number, Institution, Department, Email address, Assignment: ...
+            got = {r[5]: r[6] for r in rows[1:]}
+            expected = {"john.smith@uni.example.edu": grades["john_smith_123"],
+                        "jose.perez@uni.example.edu": grades["jose_perez_124"],
+                        "jdoe7@uni.example.edu": grades["jdoe7"], "chidi.okafor@uni.example.edu": "-"}
+        assert {k: v and float(v) if v != "-" else v for k, v in got.items()} == {
+            k: v and float(v) if v != "-" else v for k, v in expected.items()}, step.output
+        assert "NOT IN THE ROSTER" in step.output and "Okafor" in step.output, step.output
+
+
+def test_feedback_bundle_zips_each_lms_s_pages(readme_run):
+    """Does the README's feedback-bundle line zip the Canvas hand-ins' pages with their download prefix, the
+    Moodle ones in their download folders, and every other student's pages in their own zip?"""
+    import zipfile
+
+    (step,) = _after(readme_run, BUNDLE)
+    args = shlex.split(step.command)
+    out = readme_run["clone"] / args[args.index("--out") + 1]
+    names = {p.relative_to(out).as_posix(): sorted(zipfile.ZipFile(p).namelist()) for p in out.rglob("*.zip")}
+    assert names.pop(f"canvas/{ASSIGNMENT}.zip") == [f"doejane_LATE_4243_998878_{ASSIGNMENT}-feedback.html",
+                                                      f"smithjohn_4242_998877_{ASSIGNMENT}-feedback.html"]
+    assert names.pop(f"moodle/{ASSIGNMENT}.zip") == [
+        f"John Smith_123_assignsubmission_file_/{ASSIGNMENT}-feedback.html",
+        f"José Pérez_124_assignsubmission_file_/{ASSIGNMENT}-feedback.html"]
+    graded = {r["student_id"] for r in _csv((readme_run["out"] / "grades.csv").read_text())}
+    others = graded - {"smithjohn_4242", "doejane_4243", "john_smith_123", "jose_perez_124"}
+    assert names == {f"students/{s}.zip": [f"{ASSIGNMENT}/{ASSIGNMENT}.html"] for s in others}
+
+
+def test_similarity_report_of_the_class(readme_run):
+    """Does the README's similarity line compare the download's solved notebooks (identical copies of one
+    solution: the top pairs share everything) and leave out the unsolved ones, writing its report?"""
+    (step,) = _after(readme_run, SIMILARITY)
+    assert re.search(r"1\. \S+\s+\S+\s+100%\s+100%", step.output), step.output
+    for unsolved in ("jose_perez_124", "john_doe"):
+        assert f"not compared: {unsolved}" in step.output
+    assert (readme_run["out"] / "similarity" / f"{ASSIGNMENT}.html").is_file()

@@ -3,6 +3,7 @@ answer and hidden check, runnable on its own, safe to rerun into its git checkou
 into this repository?"""
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from standalone_kernel import kernel_specs as _kernel_specs
 from grader import cli, course, notebooks, student_repo
 
 STUDENT_FILES = {".gitignore", student_repo.MANIFEST, "README.md", "requirements.txt", "environment.yml", "LICENSE",
-                 "LICENSE-CONTENT.md"}
+                 "LICENSE-CONTENT.md", "READING.md", "binder/requirements.txt", ".devcontainer/devcontainer.json"}
 _SECRET_REGION = re.compile(r"### BEGIN (SOLUTION|HIDDEN TESTS)\n(.*?)### END \1", re.S)
 _LINK = re.compile(r"\]\(([^)\s]+)\)")
 # Executed here, in the students' repository; the others are byte-identical to the notebooks that
@@ -116,8 +117,12 @@ def test_badges_and_readme_links_open_files_of_the_student_repository(student):
     readme = (student / "README.md").read_text(encoding="utf-8")
     links = _LINK.findall(readme)
     assert len([link for link in links if link.startswith(prefix)]) == len(course.lecture_paths() +
-                                                                         course.exercise_paths())
+                                                                         course.exercise_paths(course.units()))
+    launchers = {student_repo.binder_url(), student_repo.codespaces_url(), "https://mybinder.org/badge_logo.svg"}
+    assert {student_repo.binder_url(), student_repo.codespaces_url()} <= set(links), "no Binder or Codespaces badge"
     for link in links:
+        if link in launchers:
+            continue
         if link.startswith("https://"):
             assert link.startswith(prefix) or link.startswith("https://github.com/"), link
             link = link.removeprefix(prefix)
@@ -140,6 +145,33 @@ def test_set_up_files_install_what_students_need_and_nothing_of_the_instructor(s
     assert {"torch", "jupyterlab", "nbgrader", "ipykernel"} <= set(student_repo.STUDENT_PACKAGES)
     environment = (student / "environment.yml").read_text()
     assert "- -r requirements.txt" in environment and "grader" not in environment.replace("nbgrader", "")
+
+
+def test_binder_and_codespaces_open_the_student_repository_with_torchs_cpu_build(student):
+    """Do the Binder and Codespaces badges open the students' repository at its branch, and do binder/ and
+    .devcontainer/ install PyTorch's CPU build and then the students' own requirements, nothing else?"""
+    assert student_repo.binder_url() == (f"https://mybinder.org/v2/gh/{course.STUDENT_REPOSITORY}/"
+                                         f"{course.STUDENT_BRANCH}?urlpath=lab")
+    assert student_repo.codespaces_url().startswith(f"https://codespaces.new/{course.STUDENT_REPOSITORY}?")
+    binder = [line for line in (student / "binder" / "requirements.txt").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    students = [line for line in (student / "requirements.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert binder == [f"--extra-index-url {student_repo.CPU_TORCH_INDEX}"] + students
+    assert student_repo.CPU_TORCH_INDEX == "https://download.pytorch.org/whl/cpu"
+    container = json.loads((student / ".devcontainer" / "devcontainer.json").read_text())
+    steps = [step.strip() for step in container["onCreateCommand"].split("&&")]
+    assert steps[0].startswith("pip install") and steps[0].endswith(f"torch --index-url {student_repo.CPU_TORCH_INDEX}")
+    assert steps[1].startswith("pip install") and steps[1].endswith("-r requirements.txt")
+    assert 8888 in container["forwardPorts"] and "ms-toolsai.jupyter" in container["customizations"]["vscode"][
+        "extensions"]
+    readme = (student / "README.md").read_text(encoding="utf-8")
+    for needed in ("keeps nothing", "Download", "my-work/", "does not enforce nbgrader's locks", "jupyter lab"):
+        assert needed in readme, f"the students' README does not say {needed!r}"
+    # The instructor's own .devcontainer/ installs the same CPU build first.
+    ours = json.loads((course.ROOT / ".devcontainer" / "devcontainer.json").read_text())
+    assert ours["onCreateCommand"].startswith(f"pip install --no-cache-dir torch --index-url "
+                                              f"{student_repo.CPU_TORCH_INDEX} && ")
 
 
 @pytest.fixture(scope="module")
