@@ -191,3 +191,18 @@ def test_answers_graded_by_hand_await_a_person():
     page = feedback.render(feedback.feedback_notebook(nbformat.v4.new_notebook(cells=[written, code]), "# t"))
     assert "TO BE GRADED BY HAND: ? / 2 points" in page and "TO BE GRADED BY HAND: ? / 3 points" in page
     assert 'src="data:image/png;base64,' in page and ">answer<" in page
+
+
+def test_the_notebooks_own_links_lead_somewhere(tmp_path):
+    """Do the exercise's links ("Prerequisites: Lecture 01") open the lecture from the students' repository,
+    instead of pointing at a file beside the feedback page that does not exist?"""
+    from grader import course, notebooks
+
+    graded = tmp_path / "autograded" / "alice" / "01_tensors" / "01_tensors.ipynb"
+    graded.parent.mkdir(parents=True)
+    graded.write_bytes((course.EXERCISES / "01_tensors" / "01_tensors.ipynb").read_bytes())
+    page_path = tmp_path / "feedback" / "alice.html"
+    feedback.write(page_path, graded, "01_tensors: feedback for alice", 0, 10, "ok", "")
+    page = page_path.read_text()
+    assert 'href="../' not in page, "a relative link that leads nowhere from the feedback page"
+    assert f'href="{notebooks.colab_url(course.LECTURES / "01_tensors.ipynb")}"' in page

@@ -22,7 +22,7 @@ from bleach import html5lib_shim
 from nbconvert import HTMLExporter
 from nbgrader import utils
 
-from grader import notebooks
+from grader import book, course, notebooks
 
 MAX_TEXT = 4_000
 MAX_IMAGE_BASE64 = 300_000
@@ -213,7 +213,9 @@ def write(path: Path, autograded: Path | None, title: str, score: float, max_sco
         header += f"\n\n{html.escape(detail)}"
     if autograded is not None and autograded.exists():
         nb = feedback_notebook(nbformat.read(autograded, as_version=4), header)
+        # The notebook's own links ("Prerequisites: Lecture 01") are relative to where it was released.
+        page, _ = book.relink(render(nb), course.EXERCISES / autograded.parent.name / autograded.name, {})
     else:
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(header)])
+        page = render(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(header)]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(nb), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
