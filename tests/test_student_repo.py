@@ -205,7 +205,9 @@ def test_notebook_runs_in_a_copy_of_the_student_repository_alone(name, student, 
     nbformat.write(copy, clone / name)
     nb, seconds = run_in_place(clone / name, kernel_specs)
     record_property("notebook_seconds", (f"student repo {name}", seconds, course.LECTURE_BUDGET_S))
-    assert [out.get("text") for out in nb.cells[-1].outputs] == ["grader is hidden\n"], nb.cells[-1].outputs
+    # A kernel may send one print as several stream messages: compare what was printed, not how it was split.
+    printed = "".join(out.get("text", "") for out in nb.cells[-1].outputs if out.get("output_type") == "stream")
+    assert printed == "grader is hidden\n", nb.cells[-1].outputs
     assert not installs(nb), f"{name} installs something: {installs(nb)}"
     if name.startswith("lectures/"):
         assert not errors(nb), f"{name} raised: {errors(nb)}"
