@@ -36,3 +36,14 @@ c.IgnorePattern.pattern = r"(?s)."
 
 # A student who deletes a test cell gets it back at grading time instead of "needs manual grade".
 c.OverwriteCells.add_missing_cells = True
+
+# Due dates and late work. Each assignment's due date (read in Exchange.timezone unless it names its
+# zone); `python -m grader autograde` writes them into the gradebook, and every hand-in's time comes
+# from nbgrader's timestamp.txt, the LMS's file name (Blackboard) or the zip entry (Canvas, Moodle):
+#   c.Exchange.timezone = "America/Santiago"
+#   c.DueDates.dates = {"01_tensors": "2026-03-20 23:59", "02_autograd": "2026-03-27 23:59"}
+# With no policy, late work is only flagged (grades.csv's `late`). A policy that takes 10% of the score
+# per day or part of a day late, never below half of what the work earned (grades.csv keeps both):
+#   c.AssignLatePenalties.plugin_class = "grader.late.PercentPerDay"
+#   c.PercentPerDay.percent_per_day = 10
+#   c.PercentPerDay.floor_percent = 50

@@ -40,6 +40,7 @@ def _autograde(args: argparse.Namespace) -> int:
 
     from sqlalchemy.exc import SAWarning
 
+    from grader import late
     from grader.autograde import report, run, sandbox
     from grader.nbgrader_api import load_config
 
@@ -69,7 +70,7 @@ def _autograde(args: argparse.Namespace) -> int:
             filename_regex=args.filename_regex, containment=args.containment, students=args.student,
             notebook=args.notebook, overrides=overrides,
         )
-    except intake.IntakeError as error:
+    except (intake.IntakeError, late.LateWorkError) as error:
         print(f"error: {error}")
         return 2
     timing_file = out / report.TIMING_JSON
@@ -184,7 +185,7 @@ def _add_lms_commands(commands) -> None:
     similar = commands.add_parser(
         "similarity", help="compare students' code for one assignment offline: an HTML report of the most similar "
         "pairs", description=similarity.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    similar.add_argument("assignment", help="e.g. 07_capstone")
+    similar.add_argument("assignment", help="e.g. 08_capstone")
     similar.add_argument("grading", help="autograde's --out folder")
     similar.add_argument("--out", help="the report; default: GRADING/similarity/ASSIGNMENT.html")
     similar.add_argument("--top", type=int, default=similarity.TOP, help=f"pairs shown (default {similarity.TOP})")

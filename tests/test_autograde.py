@@ -141,7 +141,7 @@ def test_zip_entries_cannot_escape(tmp_path):
         link.external_attr = (0o120777 << 16)
         zf.writestr(link, "/etc/passwd")
         zf.writestr("x" * 300 + "_01_tensors.ipynb", "{}")  # longer than a file name may be
-    out, skipped = intake.extract_zip(archive, tmp_path / "x")
+    out, skipped, _ = intake.extract_zip(archive, tmp_path / "x")
     written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert written == ["download.zip", "x/jdoe_01_tensors.ipynb"], written
     assert out == (tmp_path / "x").resolve()

@@ -174,8 +174,9 @@ def test_grades_csv_is_what_nbgrader_export_gives(side_by_side):
         assert (float(row["score"]), float(row["max_score"])) == (result.score, result.max_score), student
         assert row["needs_manual_grade"] == str(result.needs_manual_grade), student
     late = state["rows"]["jdoe@uni.edu"]
-    assert float(late["late_submission_penalty"]) > 0 and float(late["score"]) == 0, late
-    assert late["timestamp"].startswith("2015-02-02 15:58:23"), late
+    assert float(late["penalty"]) > 0 and float(late["score"]) == 0 and late["late"] == "True", late
+    assert float(late["raw_score"]) == float(late["penalty"]), late  # nbgrader's 'zero' policy: all of it
+    assert late["submitted_at"] == "2015-02-02 15:58:23 UTC", late
     assert state["gradebook"]["jdoe@uni.edu", ASSIGNMENT].seconds_late == 3600
 
 

@@ -4,8 +4,10 @@ The hand-in is a folder or a .zip, and each notebook in it is placed by the firs
 fits (a download may mix them):
   * Moodle: a folder per student `John Smith_123_assignsubmission_file_/<file>`, or the same prefix
     on the file name; the student is `john_smith_123` and the gradebook gets the name;
-  * Blackboard: `<Assignment>_<username>_attempt_<YYYY-MM-DD-HH-MM-SS>_<file>`; the latest attempt counts;
-  * Canvas: `<lastfirst>_[LATE_]<user id>_<submission id>_<file>`; the student is `<lastfirst>_<user id>`;
+  * Blackboard: `<Assignment>_<username>_attempt_<YYYY-MM-DD-HH-MM-SS>_<file>`; the latest attempt counts,
+    and its time is when it was handed in;
+  * Canvas: `<lastfirst>_[LATE_]<user id>_<submission id>_<file>`; the student is `<lastfirst>_<user id>`,
+    and `LATE_` says Canvas saw it arrive after the due date;
   * nbgrader's layout: `<student_id>/<assignment>/<notebook>.ipynb`, with the other files of that folder
     (`timestamp.txt`, the student's data files and modules); as for nbgrader, a notebook in a subfolder
     of it (`archive/`) is not the hand-in;
@@ -13,6 +15,9 @@ fits (a download may mix them):
     the notebook's name, so `john_smith_05_training_loop.ipynb` belongs to `john_smith`.
 `--filename-regex` (nbgrader zip_collect's `student_id`/`file_id` groups, matched against the path
 inside the hand-in, then the file name) replaces these rules for any other convention.
+
+When a hand-in has no nbgrader `timestamp.txt`, its time is the Blackboard attempt's, else the zip entry's
+(LMS downloads stamp each entry with the hand-in's time); times without a zone are the course's.
 
 Every .ipynb found is accounted for: placed with a student and an assignment, or ignored with its
 reason. A zip entry can never write outside its destination, and nothing given is ever modified.
@@ -26,9 +31,10 @@ import stat
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
-from grader import course
+from grader import course, late
 
 # A student id is any name nbgrader could use as a folder (`jdoe@uni.edu`, `müller`, `Ann Lee`), but never a
 # path (`/`, `\`), a hidden name, a glob pattern (nbgrader globs its folders), a control character, blank
@@ -43,7 +49,8 @@ MOODLE_FOLDER = re.compile(r"^(?P<name>.+?)_(?P<number>\d+)_assign(?:submission|
 MOODLE_FILE = re.compile(r"^(?P<name>.+?)_(?P<number>\d+)_assignsubmission_[a-z]+_(?P<file>.+)$")
 BLACKBOARD = re.compile(
     r"^(?P<label>.+)_(?P<user>[^_/]+)_attempt_(?P<when>\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d)_(?P<file>.+)$")
-CANVAS = re.compile(r"^(?P<name>[a-z0-9]+)_(?:late_)?(?P<user>\d+)_\d+_(?P<file>.+)$", re.IGNORECASE)
+CANVAS = re.compile(r"^(?P<name>[a-z0-9]+)_(?P<late>late_)?(?P<user>\d+)_\d+_(?P<file>.+)$", re.IGNORECASE)
+BLACKBOARD_TIME = "%Y-%m-%d-%H-%M-%S"
 # What students and LMSs put between an id and the notebook's name: "jdoe_Copy of 05_...".
 COPY_PREFIX = re.compile(r"(?i)[\s_-]*(copy of)?[\s_-]*$")
 NOISE_FOLDERS = {"__MACOSX", ".ipynb_checkpoints"}
@@ -60,6 +67,8 @@ class Submission:
     files: list[Path] = field(default_factory=list)  # every .ipynb handed in for this assignment
     notes: list[str] = field(default_factory=list)
     folder: Path | None = None  # nbgrader's layout: the student's assignment folder, with its other files
+    submitted_at: datetime | None = None  # UTC, from the LMS's file name or the zip entry (timestamp.txt aside)
+    marked_late: bool = False  # the LMS's file name says it arrived after the due date (Canvas's LATE_)
 
 
 @dataclass
@@ -91,11 +100,13 @@ class Intake:
                 writer.writerow([item.path, item.student, item.assignment, item.outcome, item.reason])
 
 
-def extract_zip(archive: Path, destination: Path) -> tuple[Path, dict[str, str]]:
-    """Extract safely: no absolute paths, no `..`, no links, bounded size and count. Returns the folder and
-    the entries not written, with the reason."""
+def extract_zip(archive: Path, destination: Path,
+                zone=timezone.utc) -> tuple[Path, dict[str, str], dict[Path, datetime]]:
+    """Extract safely: no absolute paths, no `..`, no links, bounded size and count. Returns the folder, the
+    entries not written with the reason, and each written file's entry time (UTC; read in `zone`)."""
     destination = destination.resolve()
     skipped: dict[str, str] = {}
+    times: dict[Path, datetime] = {}
     try:
         with zipfile.ZipFile(archive) as zf:
             members = zf.infolist()
@@ -114,12 +125,20 @@ def extract_zip(archive: Path, destination: Path) -> tuple[Path, dict[str, str]]
                     target.parent.mkdir(parents=True, exist_ok=True)
                     with zf.open(member) as source, open(target, "wb") as sink:
                         shutil.copyfileobj(source, sink)
+                    times[target] = _entry_time(member, zone)
                 except (OSError, zipfile.BadZipFile, NotImplementedError) as error:
                     # A name too long for the file system, a corrupt or encrypted entry: this entry only.
                     skipped[member.filename] = f"could not be extracted ({type(error).__name__}: {error})"[:300]
     except zipfile.BadZipFile as error:
         raise IntakeError(f"{archive.name} is not a readable zip file ({error})") from None
-    return destination, skipped
+    return destination, skipped, times
+
+
+def _entry_time(member: zipfile.ZipInfo, zone) -> datetime | None:
+    """A zip entry's time (the zip format stores it without a zone), or None for the format's 'no time' date."""
+    if member.date_time[0] <= 1980:
+        return None
+    return datetime(*member.date_time, tzinfo=zone).astimezone(timezone.utc)
 
 
 def slug(name: str) -> str:
@@ -145,6 +164,7 @@ class _Placer:
             self.collector = FileNameCollectorPlugin(named_regexp=filename_regex)
         self.single = next(iter(known)) if single_assignment and len(known) == 1 else None
         self.names: dict[str, tuple[str, str]] = {}
+        self.marked_late: set[Path] = set()  # the files whose LMS name says they came in late
 
     def place(self, relative: Path) -> tuple[str, str, str, str]:
         """(student, assignment, attempt, reason why not): attempt orders resubmissions, reason is set when
@@ -162,6 +182,8 @@ class _Placer:
             return self._checked(blackboard["user"], blackboard["file"], blackboard["when"])
         canvas = CANVAS.match(relative.name)
         if canvas and _assignment_of(canvas["file"], self.known):
+            if canvas["late"]:
+                self.marked_late.add(relative)
             return self._checked(f"{canvas['name']}_{canvas['user']}", canvas["file"], "")
         layout = nbgrader_layout(relative)
         if layout:
@@ -227,7 +249,7 @@ def check_inputs(submissions: Path, assignments: list[str] | None) -> None:
 
 def collect(source: Path, known: set[str], scratch: Path, filename_regex: str | None = None,
             single_assignment: bool = False, students: list[str] | None = None,
-            exclude: set[str] | frozenset[str] = frozenset()) -> Intake:
+            exclude: set[str] | frozenset[str] = frozenset(), zone=timezone.utc) -> Intake:
     """Every (student, assignment) in the hand-in, with an empty Submission for each gap, and what became
     of every notebook found.
 
@@ -236,13 +258,15 @@ def collect(source: Path, known: set[str], scratch: Path, filename_regex: str | 
     of them gets an empty Submission for the others, so nobody silently disappears from grades.csv.
     `students` are nbgrader's `--student` patterns (globs; None: everyone) and `exclude` its
     `CourseDirectory.student_id_exclude`: as nbgrader autograde does, the others are not graded (and listed).
+    `zone` is the course's time zone, in which the LMS's times without one are read.
     """
     source = Path(source)
     if not source.exists():
         raise IntakeError(f"{source} does not exist")
     skipped: dict[str, str] = {}
+    entry_times: dict[Path, datetime] = {}
     if source.is_file() and zipfile.is_zipfile(source):
-        source, skipped = extract_zip(source, scratch / "unzipped")
+        source, skipped, entry_times = extract_zip(source, scratch / "unzipped", zone)
     elif not source.is_dir():
         raise IntakeError(f"{source} is neither a folder nor a zip file")
     placer = _Placer(known, filename_regex, single_assignment)
@@ -276,7 +300,11 @@ def collect(source: Path, known: set[str], scratch: Path, filename_regex: str | 
         for attempt, files in attempts.items():
             for path in files if attempt != latest else []:
                 intake.ignore(path, f"superseded by the later attempt of {latest}")
-        found[key] = Submission(*key, attempts[latest], folder=folders.get(key))
+        files = attempts[latest]
+        times = [entry_times[path] for path in files if entry_times.get(path)]
+        when = late.local_time(latest, zone, BLACKBOARD_TIME) if latest else max(times, default=None)
+        found[key] = Submission(*key, files, folder=folders.get(key), submitted_at=when, marked_late=any(
+            path.relative_to(source) in placer.marked_late for path in files))
     # A student folder of nbgrader's layout with nothing usable in it is still a student who handed in nothing.
     students_found = {s for s, _ in found}
     if any(p.is_dir() and p.name in known for d in source.iterdir() if d.is_dir() for p in d.iterdir()):

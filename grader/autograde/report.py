@@ -19,14 +19,21 @@ class Row:
     max_score: float
     status: str  # "ok" or a short reason: missing, unparseable, too-large, timeout, kernel-died, error
     detail: str  # what happened and what to do about it
+    raw_score: float = 0.0  # the points the work earned, before any late penalty
     needs_manual_grade: bool = False  # answers a person grades in formgrader: the score can still rise
-    timestamp: str = ""  # when it was handed in (nbgrader's timestamp.txt), if known
-    late_submission_penalty: float = 0.0  # already taken off `score`
+    submitted_at: str = ""  # when it was handed in (timestamp.txt, the LMS's name or zip entry), UTC, if known
+    due: str = ""  # its due date (UTC), if the gradebook has one
+    late: bool = False  # handed in after the due date (or so marked by the LMS)
+    penalty: float = 0.0  # the late penalty, already taken off `score`
     sha256: str = ""  # resume key: the hand-in, the grader and the assignment's tests; unchanged: not regraded
 
 
-_TYPES = {"score": float, "max_score": float, "late_submission_penalty": float,
-          "needs_manual_grade": lambda text: text == "True"}
+def _flag(text: str) -> bool:
+    return text == "True"
+
+
+_TYPES = {"score": float, "max_score": float, "raw_score": float, "penalty": float,
+          "needs_manual_grade": _flag, "late": _flag}
 
 
 def read_rows(path: Path) -> dict[tuple[str, str], Row]:
@@ -95,11 +102,10 @@ def summary(rows: list[Row], timing: Timing | None, warnings: list[str], ignored
         lines.append(f"{len(manual)} submission(s) have answers to grade by hand in formgrader (their score can "
                      f"still rise; needs_manual_grade in grades.csv): {', '.join(manual[:10])}"
                      + (f" and {len(manual) - 10} more" if len(manual) > 10 else ""))
-    late = [f"{r.student_id}/{r.assignment} (-{r.late_submission_penalty:g})"
-            for r in rows if r.late_submission_penalty]
+    late = [f"{r.student_id}/{r.assignment}" + (f" (-{r.penalty:g})" if r.penalty else "") for r in rows if r.late]
     if late:
-        lines.append(f"late penalties taken off: {', '.join(late[:10])}"
-                     + (f" and {len(late) - 10} more" if len(late) > 10 else ""))
+        lines.append(f"{len(late)} late (late and penalty in grades.csv; raw_score is before the penalty): "
+                     f"{', '.join(late[:10])}" + (f" and {len(late) - 10} more" if len(late) > 10 else ""))
     for assignment in sorted({r.assignment for r in rows}):
         scores = [r.score / r.max_score if r.max_score else 0.0 for r in rows if r.assignment == assignment]
         bands = Counter(min(int(s * 10), 9) for s in scores)

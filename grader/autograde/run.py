@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from traitlets.config import Config
 
 import grader
-from grader import course, notebooks, release
+from grader import course, late, notebooks, release
 from grader.autograde import feedback, intake, preflight, report, sandbox
 from grader.autograde.replay import ReplayExecute, executed_path
 from grader.autograde.unexecuted import ENAME, mark_unexecuted
@@ -383,6 +383,7 @@ class _Pending:
     problem: tuple[str, str] | None = None  # (status, detail) when it is not graded at all
     notes: list[str] = field(default_factory=list)
     staged: bool = False  # in the staging submitted/ folder: nbgrader records it
+    marked_late: bool = False  # the LMS says it came in late
 
 
 def _problem(submission: intake.Submission, files: list[tuple[str, Path]], settings: _Settings):
@@ -448,14 +449,18 @@ def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, 
         item.notes = ([note] if note else []) + item.notes
         prepared.append(item)
     files, file_notes = _student_files(submission.folder, settings.ignore, settings.limits.max_submission_bytes)
+    stamp = None  # when nbgrader's own timestamp.txt is absent: the LMS's time, in timestamp.txt's format
+    if submission.submitted_at and "timestamp.txt" not in dict(files):
+        stamp = late.timestamp_text(submission.submitted_at)
     handed_in = ([f"{p.notebook}:{p.sha256}" for p in prepared]
-                 + [f"{relative}:{_digest(path.read_bytes())}" for relative, path in files])
+                 + [f"{relative}:{_digest(path.read_bytes())}" for relative, path in files]
+                 + [f"time:{stamp}", f"marked late:{submission.marked_late}"])
     resume_key = "" if settings.notebook != "*" else _digest(json.dumps(
         [handed_in, settings.grader_key, settings.assignment_keys.get(assignment, "")]).encode())
     if resume_key and key in previous and previous[key].sha256 == resume_key:
         resumed[key] = previous[key]  # graded before, and nothing it depends on has changed: resume
         return
-    entry = pending[key] = _Pending(prepared, resume_key, notes=file_notes)
+    entry = pending[key] = _Pending(prepared, resume_key, notes=file_notes, marked_late=submission.marked_late)
     entry.problem = _problem(submission, files, settings)
     if entry.problem:
         return
@@ -476,6 +481,9 @@ def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, 
     for relative, source in files:
         (staged / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, staged / relative)
+    if stamp:
+        staged.mkdir(parents=True, exist_ok=True)
+        (staged / "timestamp.txt").write_text(stamp, encoding="utf-8")  # nbgrader reads the time from here
     for item in prepared:
         if item.status == "ok":
             notebooks_path = staged / f"{item.notebook}.ipynb"
@@ -588,10 +596,10 @@ def _record(nbgrader_api, pending: dict, by_key: dict, autograded_root: Path, si
 
 
 def _take_in(submissions: Path, known: list[str], single: bool, out: Path, filename_regex: str | None,
-             students: list[str] | None = None, exclude: set[str] | frozenset[str] = frozenset()):
+             students: list[str] | None = None, exclude: set[str] | frozenset[str] = frozenset(), zone=None):
     """Read the hand-in and account for every notebook in OUT/intake.csv; refuse a hand-in with nothing to grade."""
     taken = intake.collect(Path(submissions), set(known), out / "work", filename_regex, single_assignment=single,
-                           students=students, exclude=exclude)
+                           students=students, exclude=exclude, zone=zone)
     taken.write_csv(out / intake.INTAKE_CSV)
     if not taken.found and not taken.submissions:
         raise intake.IntakeError(f"no notebook (.ipynb) found in {submissions}")
@@ -601,6 +609,15 @@ def _take_in(submissions: Path, known: list[str], single: bool, out: Path, filen
             f"{len(taken.found)} notebook(s) found in {submissions} but none could be placed with a student and "
             f"an assignment: {'; '.join(reasons)}. Each is listed in {out / intake.INTAKE_CSV}")
     return taken
+
+
+def _record_due_dates(db_url: str, course_id: str, due: dict, assignments: list[str]) -> None:
+    """nbgrader_config.py's due dates go into the gradebook, where nbgrader's late penalty and formgrader read
+    them (a due date set with `nbgrader db assignment add --duedate` stays unless the config names one)."""
+    with Gradebook(db_url, course_id=course_id) as gradebook:
+        for name in assignments:
+            if name in due:
+                gradebook.update_or_create_assignment(name, duedate=due[name].replace(tzinfo=None))
 
 
 def _record_names(db_url: str, course_id: str, names: dict[str, tuple[str, str]]) -> None:
@@ -650,13 +667,14 @@ def autograde_class(
     db_url, course_id = directory.db_url, directory.course_id
     autograded_root = Path(directory.root) / directory.autograded_directory
     limits = limits or default_limits(config)
+    zone, due = late.course_zone(config), late.due_dates(config, course.assignments())  # a bad date: stop now
     if students is None and directory.student_id not in ("", "*"):
         students = [directory.student_id]
     exclude = {s.strip() for s in directory.student_id_exclude.split(",") if s.strip()}
     phases: dict[str, float] = {}
     since = clock = time.time()
     taken = _take_in(submissions, assignments or course.assignments(), len(assignments or []) == 1, out,
-                     filename_regex, students, exclude)
+                     filename_regex, students, exclude, zone)
     graded = sorted({s.assignment for s in taken.submissions})
     earlier = report.read_rows(out / report.GRADES_CSV)
     rows = {key: row for key, row in earlier.items() if not _selected(key, graded, students, exclude)}
@@ -669,6 +687,7 @@ def autograde_class(
     try:
         try:
             refused = _ensure_assignments(graded, db_url)
+            _record_due_dates(db_url, course_id, due, graded)
             _record_names(db_url, course_id, taken.names)
             with Gradebook(db_url, course_id=course_id) as gradebook:
                 known_students = {student.id for student in gradebook.students}
@@ -720,9 +739,15 @@ def autograde_class(
         problems += [(p.status, p.detail) for p in entry.prepared if p.status != "ok"]
         problems += [(j.status, j.detail) for j in by_key.get(key, []) if j.status != "ok"]
         notes = [n for p in entry.prepared for n in p.notes] + entry.notes
+        student, assignment = key
+        found = {"score": 0.0, "max_score": 0.0, **scores.get(key, {})}
+        if entry.marked_late and not (found.get("submitted_at") and found.get("due")):
+            found["late"] = True  # the LMS knows; the gradebook cannot tell how late
+            why = ("gives no time (the entries of the LMS's zip download carry it)" if not found.get("submitted_at")
+                   else f"{assignment} has no due date (DueDates.dates in nbgrader_config.py)")
+            notes.append(f"the LMS marks it late but {why}: no late penalty was taken")
         status, detail = problems[0] if problems else ("ok", "; ".join(notes))
-        zero = dict(score=0.0, max_score=0.0)
-        rows[key] = report.Row(*key, status=status, detail=detail + unread, **{**zero, **scores.get(key, {})},
+        rows[key] = report.Row(*key, status=status, detail=detail + unread, **found,
                                # a failure of the grader itself is retried by the next run
                                sha256=entry.key if status != "error" else "")
     ordered = [rows[k] for k in sorted(rows)]
@@ -764,7 +789,7 @@ def _write_feedback(out: Path, autograded_root: Path, row: report.Row, pattern: 
         arguments = (row.score, row.max_score, row.status, row.detail)
         try:
             feedback.write(page, notebook if graded else None, title, *arguments,
-                           needs_manual_grade=row.needs_manual_grade, late_penalty=row.late_submission_penalty)
+                           needs_manual_grade=row.needs_manual_grade, late_penalty=row.penalty)
         except Exception as error:  # noqa: BLE001 -- the page says so instead
             try:
                 feedback.write(page, None, title, *arguments[:3],
@@ -784,8 +809,9 @@ def _hidden_paths(submissions: Path, out: Path, autograded_root: Path, db_url: s
 
 def _scores(db_url: str, course_id: str, keys) -> dict[tuple[str, str], dict]:
     """What the gradebook holds for each (student, assignment), as `nbgrader export` reports it: the score less
-    the late penalty (never below 0), whether answers await manual grading, the hand-in's timestamp. A
-    submission the gradebook does not have scores 0 of the assignment's maximum."""
+    the late penalty (never below 0) beside the raw score, whether answers await manual grading, when it was
+    handed in and due, and whether it was late. A submission the gradebook does not have scores 0 of the
+    assignment's maximum."""
     found = {}
     with Gradebook(db_url, course_id=course_id) as gradebook:
         for student, assignment in keys:
@@ -793,16 +819,21 @@ def _scores(db_url: str, course_id: str, keys) -> dict[tuple[str, str], dict]:
                 submission = gradebook.find_submission(assignment, student)
             except MissingEntry:
                 try:
-                    maximum = float(gradebook.find_assignment(assignment).max_score)
+                    record = gradebook.find_assignment(assignment)
                 except MissingEntry:
                     continue
-                found[student, assignment] = dict(score=0.0, max_score=maximum, needs_manual_grade=False,
-                                                  timestamp="", late_submission_penalty=0.0)
+                found[student, assignment] = dict(score=0.0, max_score=float(record.max_score),
+                                                  due=_utc(record.duedate))
                 continue
             penalty = float(submission.late_submission_penalty or 0.0)
             found[student, assignment] = dict(
-                score=max(0.0, float(submission.score) - penalty), max_score=float(submission.max_score),
-                needs_manual_grade=bool(submission.needs_manual_grade),
-                timestamp=submission.timestamp.isoformat(sep=" ") if submission.timestamp else "",
-                late_submission_penalty=penalty)
+                score=max(0.0, float(submission.score) - penalty), raw_score=float(submission.score),
+                max_score=float(submission.max_score), needs_manual_grade=bool(submission.needs_manual_grade),
+                submitted_at=_utc(submission.timestamp), due=_utc(submission.duedate),
+                late=submission.total_seconds_late > 0, penalty=penalty)
     return found
+
+
+def _utc(moment) -> str:
+    """A gradebook time (naive, UTC) as grades.csv shows it."""
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else ""
