@@ -168,3 +168,39 @@ def test_grading_stops_when_nbgrader_would_execute_student_code_itself(monkeypat
     monkeypatch.setattr(run, "_nbgrader_default", lambda name: [RunCells])
     with pytest.raises(RuntimeError, match="cannot be replayed"):
         run._grading_config(tmp_path, None, None)
+
+
+def test_nbgrader_steps_are_the_ones_the_grader_was_built_for(tmp_path):
+    """Does nbgrader run exactly the sanitising and autograde steps the replay was written against (Execute
+    replaced, nothing added or reordered)? A new nbgrader that changes them must be reviewed, not trusted."""
+    from grader.autograde import run
+
+    config = run._grading_config(tmp_path, None, None)
+    assert [p.__name__ for p in run._nbgrader_default("sanitize_preprocessors")] == [
+        "ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "OverwriteCells", "CheckCellMetadata"]
+    assert [p.__name__ for p in config.Autograde.autograde_preprocessors] == [
+        "ReplayExecute", "IgnorePattern", "ClearMetadataPreprocessor", "LimitOutput", "SaveAutoGrades",
+        "AssignLatePenalties", "CheckCellMetadata"]
+
+
+def test_kernel_adoption_relies_on_a_tested_jupyter_client():
+    """Is jupyter_client inside the range requirements.txt pins, with the internals a forked kernel is adopted
+    through (grader.autograde.kernel.AdoptedKernelManager)?"""
+    import inspect
+
+    import jupyter_client
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+    from packaging.requirements import Requirement
+
+    from grader import course
+
+    pins = [Requirement(line.split("#")[0]) for line in (course.ROOT / "requirements.txt").read_text().splitlines()
+            if line.startswith("jupyter_client")]
+    assert pins and pins[0].specifier.contains(jupyter_client.__version__), (pins, jupyter_client.__version__)
+    for name in ("load_connection_file", "get_connection_info", "kernel_spec"):
+        assert hasattr(AsyncKernelManager, name), name
+    # The adopted kernel is driven through these attributes of the provisioner (polled, signalled, killed).
+    source = inspect.getsource(LocalProvisioner)
+    for name in ("self.process", "self.pid", "self.pgid", "self.connection_info"):
+        assert name in source, f"jupyter_client's LocalProvisioner no longer uses {name}"

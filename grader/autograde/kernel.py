@@ -111,6 +111,11 @@ def fork_kernel(workdir: Path, become_student: Callable[[], None], jailed: bool 
 class AdoptedKernelManager(AsyncKernelManager):
     """A kernel manager for a kernel that is already running as our child."""
 
+    def client(self, **kwargs):
+        # The client's sockets come from this manager's context, so that the defaults the driver sets on it
+        # (the largest message it accepts) hold for them.
+        return super().client(context=self.context, **kwargs)
+
     def adopt(self, pid: int, connection_file: str) -> None:
         self.connection_file = connection_file
         self.load_connection_file()

@@ -217,6 +217,7 @@ def _execute(job: Job, slot: int, worker: Worker, run_sandbox: sandbox.Sandbox, 
             "cell_timeout": limits.cell_timeout_s, "skip_tag": skip_tag,
             "memory_bytes": limits.memory_bytes, "max_processes": limits.max_processes,
             "max_file_bytes": limits.max_file_bytes,
+            "max_output_bytes": limits.max_executed_bytes // 2,  # JSON's escapes can double what is kept
             "uid": box.uid, "gid": box.gid, "cgroups": box.procs_files,
             "hide": hidden,
         }

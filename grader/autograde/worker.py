@@ -22,12 +22,14 @@ import traceback
 from pathlib import Path
 
 import nbformat
+import zmq
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
 from grader.autograde import jail, kernel, observing
 from grader.autograde.unexecuted import mark_unexecuted
+from grader.observation import MIME
 
 KERNEL_DIED = "the kernel died while running it (a crash, os._exit, or more memory than the grading limit)"
 
@@ -37,6 +39,21 @@ TIMEOUT_ERROR = {
     "evalue": "",
     "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: No reply from kernel before timeout"],
 }
+
+
+# What one cell may print (observations aside), and a notebook in all: beyond, outputs are dropped as they
+# arrive, so a student who prints gigabytes costs the grader no memory and loses only what was cut.
+CELL_OUTPUT_BYTES = 4 * 2**20
+MAX_MESSAGE_BYTES = 24 * 2**20  # one message from the kernel: an observation (at most 20 MiB) still fits
+TRUNCATED = "\n[the grader cut this cell's output here: it printed more than {} MiB]\n"
+
+
+def _output_size(msg: dict) -> int:
+    content = msg.get("content", {})
+    if "text" in content:
+        return len(content["text"])
+    parts = list(content.get("data", {}).values()) + [content.get("evalue", "")] + content.get("traceback", [])
+    return sum(len(part) if isinstance(part, str) else len(json.dumps(part)) for part in parts)
 
 
 def _atomic_write(nb: NotebookNode, path: Path) -> None:
@@ -61,6 +78,28 @@ class _GradingClient(NotebookClient):
             on_cell_start=self._on_start, on_cell_executed=self._on_executed,
         )
         self.partial_path = Path(job["partial"])
+        self.output_budget = job.get("max_output_bytes") or float("inf")  # the whole notebook's
+        self.spent: dict[int, int] = {}  # bytes kept per cell
+        self.cut: set[int] = set()
+
+    def output(self, outs, msg, display_id, cell_index):
+        size = _output_size(msg)
+        observation = MIME in msg.get("content", {}).get("data", {})
+        over_cell = not observation and self.spent.get(cell_index, 0) + size > CELL_OUTPUT_BYTES
+        if over_cell or sum(self.spent.values()) + size > self.output_budget:
+            if cell_index not in self.cut:
+                self.cut.add(cell_index)
+                outs.append(NotebookNode(output_type="stream", name="stdout",
+                                         text=TRUNCATED.format(CELL_OUTPUT_BYTES // 2**20)))
+            return None
+        self.spent[cell_index] = self.spent.get(cell_index, 0) + size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def clear_output(self, outs, msg, cell_index):
+        super().clear_output(outs, msg, cell_index)
+        if not outs:  # cleared now (not at the next output, for `wait=True`): a live plot starts its budget anew
+            self.spent[cell_index] = 0
+            self.cut.discard(cell_index)
 
     def _on_start(self, cell, cell_index):
         self.started = cell_index
@@ -119,6 +158,8 @@ def drive(job: dict) -> None:
         Path(job["workdir"]), lambda: _become_student(job), jailed=job.get("hide") is not None
     )
     manager = kernel.AdoptedKernelManager(kernel_name="python3")
+    # A message larger than this is dropped by ZeroMQ before this process holds it (the link reconnects).
+    manager.context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
     manager.adopt(pid, connection_file)
     client = _GradingClient(nb, manager, job)
     try:
@@ -139,6 +180,8 @@ def drive(job: dict) -> None:
         except ProcessLookupError:
             pass
     _atomic_write(client.nb, Path(job["executed"]))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+    print(f"driver: {len(client.cut)} cell(s) had output cut; peak memory {peak} MiB", flush=True)
 
 
 def _become_subreaper() -> None:
