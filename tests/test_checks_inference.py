@@ -10,6 +10,8 @@ import time
 import pytest
 import torch
 from check_helpers import fails_with as _fails_with
+from mutant_bank.bank_06_inference import CORRECT_THRESHOLD, FORGES_GRAD_MODE, THRESHOLD_MISTAKES
+from mutant_bank.grading import reference_answers
 
 from grader import observation
 from grader.checks import inference
@@ -498,3 +500,80 @@ def test_predict_mode_judge_on_a_gpu_kernel():
     wrong = copy.deepcopy(right)
     wrong["device_calls"][0]["result"] = {"value": observation.encode(torch.zeros(10, dtype=torch.long))}
     _rejects(inference.judge_predict_mode, wrong, 'device="cuda"', "wrong labels")
+
+
+# Issue 17: a predict that patches torch.is_grad_enabled cannot forge the "no graph" record ------------------
+
+
+def test_patched_grad_mode_cannot_forge_the_no_graph_check():
+    """A predict that builds a graph while torch.is_grad_enabled says False (and detaches its labels) still fails:
+    the spy reads torch's own function, saved before student code ran, and whether the model's output requires
+    grad."""
+    namespace = {"torch": torch}
+    exec(FORGES_GRAD_MODE, namespace)
+    observed = _observed(observers.observe_predict_mode, namespace["predict"])
+    assert torch.is_grad_enabled is torch._C.is_grad_enabled
+    forwards = [f for call in observed["calls"] for f in call["forwards"]]
+    assert forwards and all(f["grad"] is True and f["graph"] is True for f in forwards), forwards
+    _rejects(inference.judge_predict_mode, observed, "computation graph")
+
+
+def test_a_forward_record_without_the_graph_flag_fails():
+    """A forward record that says no grad but omits whether the output was part of a graph is not a pass."""
+    right = _observed(observers.observe_predict_mode, reference)
+    for call in right["calls"]:
+        for forward in call["forwards"]:
+            forward.pop("graph")
+    _rejects(inference.judge_predict_mode, right, "computation graph")
+
+
+# choose_threshold ---------------------------------------------------------------------------------------
+
+
+def _threshold(cell):
+    namespace = {"torch": torch}
+    exec(cell, namespace)
+    return namespace["choose_threshold"]
+
+
+THRESHOLD_RIGHT = [("reference", reference_answers("06_inference")["choose_threshold"]), *CORRECT_THRESHOLD.items()]
+
+
+@pytest.mark.parametrize("name, cell", THRESHOLD_RIGHT, ids=[n for n, _ in THRESHOLD_RIGHT])
+def test_choose_threshold_accepts_correct_variants(name, cell):
+    """Is every threshold that reaches the lowest cost accepted (a probability, a midpoint, a cumulative scan)?"""
+    inference.check_choose_threshold(_threshold(cell))
+
+
+@pytest.mark.parametrize("name", sorted(THRESHOLD_MISTAKES))
+def test_choose_threshold_explains_each_mistake(name):
+    """Does each wrong threshold fail with a message naming the mistake?"""
+    cell, fragment, _notebook_fragment = THRESHOLD_MISTAKES[name]
+    _fails_with(inference.check_choose_threshold, _threshold(cell), fragment)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_choose_threshold_passes_under_any_global_seed(seed):
+    torch.manual_seed(seed)
+    inference.check_choose_threshold(_threshold(THRESHOLD_RIGHT[0][1]))
+
+
+def test_every_threshold_case_has_a_point():
+    """Does each case test something: a grid of 0.01 misses the close case, and the extreme cases need t = 0 or
+    a t above every probability?"""
+    cases = observers.threshold_cases()
+    close = cases[4]
+    grid = min(inference.cost(close.probs, close.y, i / 100, **close.costs) for i in range(101))
+    assert grid > inference.best_cost(close.probs, close.y, **close.costs)
+    assert inference.best_cost(cases[6].probs, cases[6].y) == 0 and cases[6].probs.max() < 1
+    assert len({tuple(c.costs.items()) for c in cases}) >= 4
+
+
+def test_choose_threshold_judge_recomputes_the_cost():
+    """A record of a plausible threshold that is not the cheapest fails; the judge never trusts a reported cost."""
+    observed = _observed(observers.observe_choose_threshold, _threshold(THRESHOLD_RIGHT[0][1]))
+    inference.judge_choose_threshold(copy.deepcopy(observed))
+    observed["calls"][0]["value"] = 0.5
+    _rejects(inference.judge_choose_threshold, observed, "cost is not the lowest")
+    observed["calls"].pop()
+    _rejects(inference.judge_choose_threshold, observed, "did not see a result")

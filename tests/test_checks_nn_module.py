@@ -6,6 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from check_helpers import fails_with as _fails_with
+from mutant_bank.bank_03_nn_module import CORRECT_CRITERION, CORRECT_TARGETS, CRITERION_MISTAKES, TARGETS_MISTAKES
+from mutant_bank.grading import reference_answers
 from torch import nn
 
 from grader.checks import nn_module
@@ -459,3 +461,60 @@ def test_forged_counts_are_rejected():
     _rejects(nn_module.check_count_parameters, forged, "changed which parameters require grad")
     obs["cases"][3]["value"] += 1
     _rejects(nn_module.check_count_parameters, obs, "wrong count")
+
+
+# make_criterion and prepare_targets ---------------------------------------------------------------
+
+
+def _answer(cell: str, name: str):
+    namespace = {"torch": torch, "nn": nn, "F": F}
+    exec(cell, namespace)
+    return namespace[name]
+
+
+_REFERENCE = reference_answers("03_nn_module")
+LOSS_CHECKS = {"make_criterion": nn_module.check_make_criterion, "prepare_targets": nn_module.check_prepare_targets}
+LOSS_CORRECT = [("make_criterion", _REFERENCE["make_criterion"]), ("prepare_targets", _REFERENCE["prepare_targets"]),
+                *[("make_criterion", cell) for cell in CORRECT_CRITERION.values()],
+                *[("prepare_targets", cell) for cell in CORRECT_TARGETS.values()]]
+LOSS_MISTAKES = [*[("make_criterion", name, *entry[:2]) for name, entry in CRITERION_MISTAKES.items()],
+                 *[("prepare_targets", name, *entry[:2]) for name, entry in TARGETS_MISTAKES.items()]]
+
+
+@pytest.mark.parametrize("name, cell", LOSS_CORRECT)
+def test_loss_checks_accept_correct_variants(name, cell):
+    """Is the reference and every differently-written right make_criterion / prepare_targets accepted?"""
+    LOSS_CHECKS[name](_answer(cell, name))
+
+
+@pytest.mark.parametrize("name, mistake, cell, fragment", LOSS_MISTAKES, ids=[m[1] for m in LOSS_MISTAKES])
+def test_loss_checks_explain_each_mistake(name, mistake, cell, fragment):
+    """Does each wrong loss or target conversion fail with a message naming the mistake?"""
+    _fails_with(LOSS_CHECKS[name], _answer(cell, name), fragment)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_loss_checks_pass_under_any_global_seed(seed):
+    """Does the reference pass whatever the global random state is?"""
+    for name, check in LOSS_CHECKS.items():
+        torch.manual_seed(seed)
+        check(_answer(_REFERENCE[name], name))
+
+
+def test_loss_judges_recompute_what_they_are_told():
+    """A forged record (a right class name with a wrong loss value, a right dtype with wrong values) still fails."""
+    make_criterion = _answer(_REFERENCE["make_criterion"], "make_criterion")
+    obs = _observe(nn_module.check_make_criterion, make_criterion)
+    obs["cases"][2]["loss"] = {"value": encode(torch.tensor(0.5))}
+    _rejects(nn_module.check_make_criterion, obs, "computes another loss")
+    obs = _observe(nn_module.check_prepare_targets, _answer(_REFERENCE["prepare_targets"], "prepare_targets"))
+    obs["cases"][0]["value"] = encode(torch.zeros(5, 1))
+    _rejects(nn_module.check_prepare_targets, obs, "changed the values")
+
+
+def test_every_task_input_fits_its_loss():
+    """Do the judge's expected targets work with the loss of their task (so the contract is self-consistent)?"""
+    for task, y, _ in nn_observers.target_cases():
+        if task in nn_observers.TASKS:
+            output = torch.zeros(len(y), 4) if task == "multiclass" else torch.zeros(len(y), 1)
+            nn_module.EXPECTED_LOSS[task]()(output, nn_module.expected_targets(y, task))

@@ -8,9 +8,15 @@ import pytest
 import torch
 from mutant_bank.bank_05_training_loop import (
     CORRECT_EVALUATE,
+    CORRECT_FIXED_FIT,
+    CORRECT_STOPPING,
     CORRECT_TRAIN,
     EVALUATE,
     EVALUATE_MISTAKES,
+    FIXED_FIT,
+    FIXED_FIT_MISTAKES,
+    STOPPING,
+    STOPPING_MISTAKES,
     TRAIN,
     TRAIN_MISTAKES,
     source,
@@ -374,3 +380,124 @@ def test_gpu_records_are_judged():
     obs = _observed(training.check_evaluate, evaluate)
     obs["gpu"] = {"result": observation.capture(lambda: torch.tensor(0.5))}
     _judge_fails(training.check_evaluate, obs, "returned a torch.Tensor")
+
+
+# fixed_fit and fit_with_early_stopping -----------------------------------------------------------
+
+REFERENCE_FIXED_FIT = reference_answers("05_training_loop")["fixed_fit"]
+REFERENCE_STOPPING = reference_answers("05_training_loop")["fit_with_early_stopping"]
+
+
+def _loop(cell, name):
+    """A Part D or E answer, defined next to the reference train_one_epoch and evaluate it may call."""
+    namespace = _notebook()
+    exec(REFERENCE_TRAIN, namespace)
+    exec(REFERENCE_EVALUATE, namespace)
+    exec(cell, namespace)
+    return namespace[name]
+
+
+CORRECT_LOOPS = [
+    *[(training.check_fixed_fit, "fixed_fit", name, cell)
+      for name, cell in [("reference", REFERENCE_FIXED_FIT),
+                         *[(n, source(FIXED_FIT, b)) for n, b in CORRECT_FIXED_FIT.items()]]],
+    *[(training.check_fit_with_early_stopping, "fit_with_early_stopping", name, cell)
+      for name, cell in [("reference", REFERENCE_STOPPING),
+                         *[(n, source(STOPPING, b)) for n, b in CORRECT_STOPPING.items()]]],
+]
+
+
+@pytest.mark.parametrize("check, function, name, cell", CORRECT_LOOPS, ids=[f"{f}-{n}" for _, f, n, _ in CORRECT_LOOPS])
+def test_new_loop_checks_accept_correct_variants(check, function, name, cell):
+    """Is every correct repair (calling Parts A and B, inline, grads set to None by hand, a baseline pass) and every
+    correct early stopping (cloned tensors, an epoch counter, a while loop) accepted?"""
+    check(_loop(cell, function))
+
+
+@pytest.mark.parametrize("name", sorted(FIXED_FIT_MISTAKES))
+def test_fixed_fit_check_names_the_bug_left(name):
+    """Does a loop that keeps one of the four bugs fail with a message naming that bug?"""
+    body, fragment, _notebook_fragment = FIXED_FIT_MISTAKES[name]
+    _fails_with(training.check_fixed_fit, _loop(source(FIXED_FIT, body), "fixed_fit"), fragment=fragment)
+
+
+@pytest.mark.parametrize("name", sorted(STOPPING_MISTAKES))
+def test_early_stopping_check_explains_each_mistake(name):
+    """Does each wrong stopping rule, copy or restore fail with a message naming it?"""
+    body, fragment, _notebook_fragment = STOPPING_MISTAKES[name]
+    _fails_with(training.check_fit_with_early_stopping, _loop(source(STOPPING, body), "fit_with_early_stopping"),
+                fragment=fragment)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_new_loops_pass_under_any_global_seed(seed):
+    """Do the reference repair and early stopping pass whatever the global random state is?"""
+    torch.manual_seed(seed)
+    training.check_fixed_fit(_loop(REFERENCE_FIXED_FIT, "fixed_fit"))
+    torch.manual_seed(seed)
+    training.check_fit_with_early_stopping(_loop(REFERENCE_STOPPING, "fit_with_early_stopping"))
+
+
+def test_scripted_curve_tells_every_stopping_rule_apart():
+    """On the scripted validation curve, does each wrong stopping rule stop at another epoch than the right one?"""
+    curve = [t * t for t in training.SCRIPTS["scripted"]]
+    lengths = [training._stops_after(curve, 2, **variant)
+               for variant in ({}, {"strict": False}, {"reset": False}, {"extra": 1}, {"extra": -1})]
+    assert len(set(lengths)) == len(lengths), lengths
+    assert lengths[0] < len(curve) and curve[5] == min(curve[:6]), "the right rule must stop early, on a tie"
+    improving = [t * t for t in training.SCRIPTS["improving"]]
+    assert improving == sorted(improving, reverse=True) and len(set(improving)) == len(improving)
+
+
+def test_grad_mode_record_survives_patched_torch():
+    """A validation loop with gradients on is seen even when torch.is_grad_enabled, patched by the student's loop
+    while it validates, says they are off (issue 17: the spies read torch's own function, kept before any student
+    code ran, and whether each output requires grad)."""
+    body = FIXED_FIT_MISTAKES["validation_forges_grad_mode"][0]
+    assert "torch.is_grad_enabled = lambda: False" in body
+    obs = _observed(training.check_fixed_fit, _loop(source(FIXED_FIT, body), "fixed_fit"))
+    assert torch.is_grad_enabled is torch._C.is_grad_enabled, "the loop should have put torch's function back"
+    assert all(entry["grad"] and entry["graph"] for entry in obs["log"] if entry["event"] == "forward")
+    _judge_fails(training.check_fixed_fit, obs, "built a computation graph in the validation loop")
+
+
+def test_new_judges_reject_forged_records():
+    """Records pasted from a correct run over a wrong one, or values made up, still fail: the judge recomputes."""
+    right = _observed(training.check_fixed_fit, _loop(REFERENCE_FIXED_FIT, "fixed_fit"))
+    wrong = _observed(training.check_fixed_fit,
+                      _loop(source(FIXED_FIT, FIXED_FIT_MISTAKES["no_zero_grad"][0]), "fixed_fit"))
+    wrong["result"] = right["result"]  # the right history, but the weights of a loop that never zeroes
+    _judge_fails(training.check_fixed_fit, wrong, "the weights differ from a correct loop's")
+    right["result"] = {"value": observation.encode([(0.5, 0.4)] * training.FIXED_FIT_EPOCHS)}
+    _judge_fails(training.check_fixed_fit, right, "differs from a correct loop's")
+
+    stopping = _loop(source(STOPPING, STOPPING_MISTAKES["state_dict_not_copied"][0]), "fit_with_early_stopping")
+    obs = _observed(training.check_fit_with_early_stopping, stopping)
+    for run in obs["runs"].values():
+        run["best_later"] = run["best"]  # claims the copy did not change
+    _judge_fails(training.check_fit_with_early_stopping, obs, "returned the state of the wrong epoch")
+
+
+def _first_forward(obs):
+    return next(entry for entry in obs["log"] if entry["event"] == "forward")
+
+
+@pytest.mark.parametrize("damage", [
+    lambda obs: obs.pop("log"),
+    lambda obs: _first_forward(obs).update(X={"__tensor__": {}}),
+    lambda obs: _first_forward(obs).update(graph="no"),
+    lambda obs: obs.update(moves=-1),
+])
+def test_fixed_fit_judge_rejects_malformed_observations(damage):
+    """Does an incomplete or ill-typed fixed_fit record fail the check with a message, not crash the judge?"""
+    obs = _observed(training.check_fixed_fit, _loop(REFERENCE_FIXED_FIT, "fixed_fit"))
+    damage(obs)
+    _judge_fails(training.check_fixed_fit, obs, "could not read")
+
+
+def test_new_checks_leave_no_trace():
+    """Do the new checks give back the thread count and the global random state?"""
+    threads, state = torch.get_num_threads(), torch.get_rng_state()
+    training.check_fixed_fit(_loop(REFERENCE_FIXED_FIT, "fixed_fit"))
+    training.check_fit_with_early_stopping(_loop(REFERENCE_STOPPING, "fit_with_early_stopping"))
+    assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), state)

@@ -1,4 +1,5 @@
-"""Hidden checks for exercise 06 (inference): from logits to labels, and precision/recall.
+"""Hidden checks for exercise 06 (inference): from logits to labels, precision/recall, and a threshold chosen
+for the costs of the two kinds of error.
 
 Each check is judged here, in the trusted process, from what grader.observers.inference saw the
 student's functions return. The judge rebuilds the same models and rows from the same seeds and
@@ -14,11 +15,13 @@ from torch import nn
 from grader.checks.report import expect, fail, judged, returned, type_name
 from grader.observers.inference import (
     label_cases,
+    observe_choose_threshold,
     observe_precision_recall,
     observe_predict_labels,
     observe_predict_mode,
     precision_recall_cases,
     seeded,
+    threshold_cases,
 )
 
 LECTURE = "lecture 06"
@@ -206,7 +209,7 @@ def judge_predict_mode(observed: dict, **kwargs) -> None:
         f"call model.eval() before computing the logits ({LECTURE}, 'Switching off the training machinery').",
     )
     expect(
-        all(f.get("grad") is False for f in forwards),
+        all(f.get("grad") is False and f.get("graph") is False for f in forwards),
         f"{what} built a computation graph (gradients were enabled during the forward pass).",
         "torch.is_grad_enabled() == False inside predict",
         "True",
@@ -298,3 +301,70 @@ def judge_precision_recall(observed: dict, **kwargs) -> None:
 
 
 check_precision_recall = judged(observe_precision_recall, judge_precision_recall)
+
+
+# choose_threshold --------------------------------------------------------------------------------
+
+_THRESHOLD_SECTION = f"({LECTURE}, 'Moving the threshold: the precision-recall trade-off')"
+
+
+def cost(probs: torch.Tensor, y: torch.Tensor, t: float, cost_fn: float = 10.0, cost_fp: float = 1.0,
+         strict: bool = False) -> float:
+    """cost_fn * FN + cost_fp * FP when rows with probs >= t (or > t, `strict`) are labelled 1."""
+    y_hat = probs > t if strict else probs >= t
+    fn = int((~y_hat & (y == 1)).sum())
+    fp = int((y_hat & (y == 0)).sum())
+    return cost_fn * fn + cost_fp * fp
+
+
+def best_cost(probs, y, cost_fn=10.0, cost_fp=1.0) -> float:
+    """The lowest cost any t in [0, 1] reaches: t = 0, t = 1 and every distinct probability are all the
+    labellings there are."""
+    candidates = {0.0, 1.0, *probs.tolist()}
+    return min(cost(probs, y, t, cost_fn, cost_fp) for t in candidates if 0.0 <= t <= 1.0)
+
+
+def _threshold_hint(probs, y, t, cost_fn, cost_fp) -> str:
+    """Name the likely mistake behind a threshold that does not reach the minimum cost."""
+    if math.isclose(cost(probs, y, t, cost_fn, cost_fp, strict=True), best_cost(probs, y, cost_fn, cost_fp)):
+        return ("you chose t for labels probs > t, but the contract labels probs >= t as 1: a row whose probability "
+                "equals t is labelled 1")
+    if cost_fn != cost_fp and math.isclose(cost(probs, y, t, cost_fp, cost_fn), best_cost(probs, y, cost_fp, cost_fn)):
+        return "you swapped the two costs: a false negative (y = 1 labelled 0) costs cost_fn, a false positive cost_fp"
+    if cost_fn != 10.0 and math.isclose(cost(probs, y, t), best_cost(probs, y)):
+        return "use the cost_fn and cost_fp you are given, not the defaults"
+    return ("try every distinct probability as t (and 1.0, which labels nothing 1), compute the cost of each and "
+            "keep a t of the lowest: a grid of thresholds can miss the best one when probabilities are close "
+            f"{_THRESHOLD_SECTION}")
+
+
+def judge_choose_threshold(observed: dict, **kwargs) -> None:
+    """choose_threshold(probs, y, cost_fn, cost_fp): a float t in [0, 1] whose labels probs >= t reach the lowest
+    cost_fn * FN + cost_fp * FP."""
+    cases = threshold_cases()
+    entries = _entries(observed, "calls", len(cases), "choose_threshold(probs, y)")
+    for entry, case in zip(entries, cases, strict=True):
+        costs = {"cost_fn": 10.0, "cost_fp": 1.0, **case.costs}
+        args = ", ".join(f"{k}={v}" for k, v in case.costs.items())
+        what = f"choose_threshold(probs, y{', ' + args if args else ''}) for {case.what}"
+        t = returned(entry, what)
+        expect(entry.get("unchanged") is True, f"{what} changed probs or y.", hint="only read its inputs.")
+        if isinstance(t, torch.Tensor):
+            fail(f"{what} returned a tensor, not a Python float.", "float", repr(t)[:60],
+                 "turn the chosen threshold into a number with float(...) or .item().")
+        expect(isinstance(t, float | int) and not isinstance(t, bool), f"{what} should return a float.", "float",
+               type_name(t), "return the threshold itself as a float, not a list or the labels.")
+        t = float(t)
+        expect(0.0 <= t <= 1.0, f"{what} returned a threshold outside [0, 1].", "0 <= t <= 1", t,
+               "to label nothing 1, t = 1.0 is enough when every probability is below 1.")
+        lowest = best_cost(case.probs, case.y, **costs)
+        # probs >= t compared in float32 (torch's way with a float32 tensor) or in float64 (NumPy's, or Python's):
+        # a t within float32 rounding of a probability may label that row either way, and both count.
+        found = min(cost(case.probs, case.y, t, **costs), cost(case.probs.double(), case.y, t, **costs))
+        if not math.isclose(found, lowest):
+            fail(f"{what} returned a threshold whose cost is not the lowest.",
+                 f"a cost of {lowest:g} (cost_fn * FN + cost_fp * FP)", f"a cost of {found:g} at t = {t:.6g}",
+                 _threshold_hint(case.probs, case.y, t, costs["cost_fn"], costs["cost_fp"]))
+
+
+check_choose_threshold = judged(observe_choose_threshold, judge_choose_threshold)

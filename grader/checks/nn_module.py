@@ -1,10 +1,12 @@
-"""Hidden checks for exercise 03 (nn.Module): the MLP's architecture, checked by behaviour.
+"""Hidden checks for exercise 03 (nn.Module): the MLP's architecture, checked by behaviour, and the loss
+and targets chosen for a task.
 
 Each check is an observer (grader.observers.nn_module, in the student's kernel) and a judge (here, in
 the trusted process). The judge rebuilds the inputs, rebuilds an MLP of its own from the parameters
 the observer recorded and recomputes the logits and gradients, so a model only passes by computing them.
 """
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -14,13 +16,19 @@ from grader.observers.nn_module import (
     FORWARD_CASES,
     PARAMETER_CASES,
     SIZES_CASES,
+    TASKS,
+    UNKNOWN_TASKS,
     count_cases,
+    criterion_inputs,
     fill_values,
     input_batches,
     observe_count_parameters,
+    observe_make_criterion,
     observe_mlp_forward,
     observe_mlp_parameters,
     observe_mlp_sizes,
+    observe_prepare_targets,
+    target_cases,
 )
 
 LECTURE = "lecture 03"
@@ -337,3 +345,114 @@ def judge_count_parameters(obs: dict, **kwargs) -> None:
 
 
 check_count_parameters = judged(observe_count_parameters, judge_count_parameters)
+
+
+# make_criterion and prepare_targets --------------------------------------------------------------
+
+_LOSS_SECTION = f"({LECTURE}, 'Choosing the loss (the criterion)')"
+EXPECTED_LOSS = {"binary": nn.BCEWithLogitsLoss, "multiclass": nn.CrossEntropyLoss, "regression": nn.MSELoss}
+# The loss a student picked instead, for a task: why it is the wrong one.
+_WRONG_LOSS = {
+    ("binary", "BCELoss"): "BCELoss expects probabilities, but the model returns raw logits: BCEWithLogitsLoss "
+    "applies the sigmoid itself, in a numerically stable way",
+    ("binary", "CrossEntropyLoss"): "one logit per row is a binary problem: CrossEntropyLoss needs one logit per "
+    "class; use BCEWithLogitsLoss",
+    ("multiclass", "NLLLoss"): "NLLLoss expects log-probabilities (after log_softmax); the model returns raw logits, "
+    "which CrossEntropyLoss takes directly",
+    ("multiclass", "BCEWithLogitsLoss"): "BCEWithLogitsLoss is for one yes/no logit per row; several classes with "
+    "one label each need CrossEntropyLoss",
+    ("regression", "L1Loss"): "the contract asks for the mean squared error, nn.MSELoss",
+    ("regression", "HuberLoss"): "the contract asks for the mean squared error, nn.MSELoss",
+    ("regression", "SmoothL1Loss"): "the contract asks for the mean squared error, nn.MSELoss",
+}
+
+
+def _valid_tasks_hint() -> str:
+    return ("end with raise ValueError(f\"unknown task {task!r}: expected 'binary', 'multiclass' or "
+            "'regression'\")")
+
+
+def _expect_value_error(record: dict, what: str) -> None:
+    """`record` (an observation.capture) raised ValueError whose message names the three valid tasks."""
+    if "raised" not in record:
+        fail(f"{what} returned {returned(record, what)!r} instead of raising ValueError.", "ValueError",
+             "no exception", _valid_tasks_hint())
+    kind, text = record["raised"]
+    expect(kind == "ValueError", f"{what} raised {kind} instead of ValueError.", "ValueError", f"{kind}: {text}",
+           f"check the task yourself and raise the error the contract names: {_valid_tasks_hint()}.")
+    missing = [task for task in TASKS if task not in text]
+    expect(not missing, f"{what} raised ValueError, but its message does not name every valid task.",
+           f"a message naming {', '.join(TASKS)}", text, f"add {missing} to the message: {_valid_tasks_hint()}.")
+
+
+def judge_make_criterion(obs: dict, **kwargs) -> None:
+    """make_criterion(task): BCEWithLogitsLoss, CrossEntropyLoss or MSELoss with their defaults; ValueError else."""
+    for record, task in zip(obs["cases"], TASKS, strict=True):
+        what = f"make_criterion({task!r})"
+        wanted = EXPECTED_LOSS[task]
+        if "type" not in record:
+            returned(record, what)  # it raised: say so
+        found = str(record["type"])
+        name = found.rsplit(".", 1)[-1]
+        expect(found == f"{wanted.__module__}.{wanted.__qualname__}", f"{what} returned the wrong loss.",
+               f"nn.{wanted.__name__}()", name,
+               f"{_WRONG_LOSS.get((task, name), f'a {task} task takes nn.{wanted.__name__}')} {_LOSS_SECTION}.")
+        output, target = criterion_inputs(task)
+        loss = returned(record["loss"], f"the loss {what} returned, called on a batch")
+        expected = wanted()(output, target)
+        ok = isinstance(loss, torch.Tensor) and loss.shape == expected.shape and torch.allclose(
+            loss.float(), expected, rtol=1e-5, atol=1e-6)
+        if not ok:
+            summed = wanted(reduction="sum")(output, target)
+            hint = ("you set reduction='sum'; keep the default reduction='mean'"
+                    if isinstance(loss, torch.Tensor) and loss.shape == summed.shape
+                    and torch.allclose(loss.float(), summed, rtol=1e-5) else
+                    "return the loss with its default settings: no weight, pos_weight or reduction arguments")
+            fail(f"{what} returned an nn.{name} that computes another loss on a batch.", expected.item(),
+                 loss.tolist() if isinstance(loss, torch.Tensor) else type_name(loss), hint)
+    for record, task in zip(obs["unknown"], UNKNOWN_TASKS, strict=True):
+        _expect_value_error(record, f"make_criterion({task!r})")
+
+
+check_make_criterion = judged(observe_make_criterion, judge_make_criterion)
+
+
+def expected_targets(y, task: str) -> torch.Tensor:
+    """What prepare_targets(y, task) must return for a valid task."""
+    y = torch.as_tensor(y)
+    return y.long() if task == "multiclass" else y.float().reshape(-1, 1)
+
+
+_TARGET_HINTS = {
+    "binary": "BCEWithLogitsLoss compares each logit with a float32 target of the same shape (N, 1): "
+              "torch.as_tensor(y).float().reshape(-1, 1)",
+    "multiclass": "CrossEntropyLoss wants one class index per row, int64 of shape (N,): torch.as_tensor(y).long()",
+    "regression": "MSELoss wants float32 values shaped like the model's output (N, 1): "
+                  "torch.as_tensor(y).float().reshape(-1, 1). With (N,) against (N, 1) it broadcasts to (N, N) and "
+                  "silently computes the wrong loss",
+}
+
+
+def judge_prepare_targets(obs: dict, **kwargs) -> None:
+    """prepare_targets(y, task): float32 (N, 1), int64 (N,), float32 (N, 1); ValueError for an unknown task."""
+    for record, (task, y, description) in zip(obs["cases"], target_cases(), strict=True):
+        what = f"prepare_targets(y, {task!r}) for {description}"
+        if task not in TASKS:
+            _expect_value_error(record, what)
+            continue
+        result = returned(record, what)
+        after = decode(record["input_after"])
+        expect(type(after) is type(y) and np.array_equal(np.asarray(after), np.asarray(y)),
+               f"{what} changed y in place.", hint="build a new tensor; do not modify the input.")
+        hint = f"{_TARGET_HINTS[task]} {_LOSS_SECTION}."
+        expect(isinstance(result, torch.Tensor), f"{what} should return a torch.Tensor.", "torch.Tensor",
+               type_name(result), "convert NumPy arrays and tensors alike with torch.as_tensor(y).")
+        expected = expected_targets(y, task)
+        expect(result.dtype == expected.dtype, f"{what} returned the wrong dtype.", expected.dtype, result.dtype, hint)
+        expect(tuple(result.shape) == tuple(expected.shape), f"{what} returned the wrong shape.",
+               tuple(expected.shape), tuple(result.shape), hint)
+        expect(torch.equal(result, expected), f"{what} changed the values.", expected.flatten().tolist(),
+               result.flatten().tolist(), "keep each label or value as it is: change only its dtype and shape.")
+
+
+check_prepare_targets = judged(observe_prepare_targets, judge_prepare_targets)

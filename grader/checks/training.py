@@ -1,4 +1,5 @@
-"""Hidden checks for exercise 05 (the training loop): judges of train_one_epoch and evaluate.
+"""Hidden checks for exercise 05 (the training loop): judges of train_one_epoch, evaluate, the repaired loop
+fixed_fit and fit_with_early_stopping.
 
 The observers (`grader.observers.training`) run the student's functions on seeded configurations
 behind spies. Each judge here rebuilds the same models, loaders and batches itself, runs a
@@ -13,7 +14,10 @@ floats: train_one_epoch returns the mean of the per-batch `loss.item()` values (
 the mean weighted by batch size, what Keras and Lightning show, is accepted too. evaluate returns
 the exact mean per sample (sum of `loss.item() * len(X)` over the batches / number of samples),
 which does not depend on the batch size; the plain mean of the batch losses fails, with a message
-saying why.
+saying why. fixed_fit and fit_with_early_stopping return one (train_loss, val_loss) pair per epoch with the same
+conventions; their judges replay a correct loop seeded once before the first epoch, as the observer seeds the
+student's, and name the bug a wrong epoch points to. Early stopping also runs on a one-weight model whose
+validation curve is scripted exactly (`SCRIPTS`), ties included, so each wrong stopping rule stops at its own epoch.
 """
 
 import binascii
@@ -28,14 +32,20 @@ from grader.observers.training import (
     EVALUATE_RUNS,
     FIT_EPOCHS,
     FIT_KIND,
+    FIXED_FIT_EPOCHS,
+    SCRIPTS,
+    STOPPING_RUNS,
     TRAIN_RUNS,
     TRAIN_SEED,
     config,
     fit_validation,
     observe_evaluate,
     observe_fit,
+    observe_fit_with_early_stopping,
+    observe_fixed_fit,
     observe_train_one_epoch,
     one_thread,
+    stopping_config,
     used_model,
 )
 
@@ -128,9 +138,11 @@ def _params(optimizer):
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
-def _reference_train(model, loader, criterion, optimizer, seed):
-    """One correct epoch: its (batch loss, batch size) pairs and the gradients at each step."""
-    torch.manual_seed(seed)
+def _reference_train(model, loader, criterion, optimizer, seed=None):
+    """One correct epoch: its (batch loss, batch size) pairs and the gradients at each step (seeded first unless
+    `seed` is None)."""
+    if seed is not None:
+        torch.manual_seed(seed)
     model.train()
     losses, grads = [], []
     for X, y in loader:
@@ -495,3 +507,226 @@ def judge_fit(obs: dict, **kwargs) -> None:
 
 
 check_fit = judged(observe_fit, judge_fit)
+
+
+# fixed_fit and fit_with_early_stopping ---------------------------------------------------------
+
+_BUG_SECTION = f"({LECTURE}, 'A bug from the wild: the validation loop that reads `batch`')"
+_STOPPING_SECTION = f"({LECTURE}, 'Keeping the best model, and early stopping')"
+
+
+def _reference_history(model, loader, val, criterion, optimizer, max_epochs, patience=None):
+    """A correct loop seeded as the observer seeds the student's: its history, and with `patience` the best state.
+
+    The history holds (training loss pairs, validation loss pairs) per epoch; early stopping keeps the state of
+    the epoch with the strictly lowest validation loss and stops after `patience` epochs without one."""
+    torch.manual_seed(TRAIN_SEED)
+    history, best, best_state, waited = [], math.inf, None, 0
+    for _ in range(max_epochs):
+        losses, _ = _reference_train(model, loader, criterion, optimizer)
+        val_losses = _reference_evaluate(model, val, criterion)
+        history.append((losses, val_losses))
+        if patience is None:
+            continue
+        if _per_sample_mean(val_losses) < best:
+            best, best_state, waited = _per_sample_mean(val_losses), _state(model), 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history, best_state
+
+
+def _read_history(captured, what, epochs=None) -> list:
+    """The returned history: a list of (train_loss, val_loss) Python floats, `epochs` long when given."""
+    history = _returned(captured, what)
+    expect(isinstance(history, list | tuple) and all(isinstance(h, list | tuple) and len(h) == 2 for h in history),
+           f"{what} should return a list with one (train_loss, val_loss) pair per epoch.",
+           "[(train_loss, val_loss), ...]", repr(history)[:120],
+           "append (train_loss, val_loss) to a list after each epoch and return the list.")
+    for epoch, (train_loss, val_loss) in enumerate(history, start=1):
+        _expect_float(train_loss, f"{what}: the training loss of epoch {epoch}")
+        _expect_float(val_loss, f"{what}: the validation loss of epoch {epoch}")
+    if epochs is not None:
+        expect(len(history) == epochs, f"{what} returned a history of the wrong length.", f"{epochs} epochs",
+               len(history), "run `epochs` epochs and append one (train_loss, val_loss) pair after each.")
+    return [tuple(pair) for pair in history]
+
+
+def _val_batches(val) -> list:
+    return [X for X, _ in val]
+
+
+def _forwards_on(log, batches) -> list:
+    """The recorded forward passes whose input was one of `batches`."""
+    return [f for f in log["forwards"] if f["X"] is not None and any(
+        f["X"].shape == X.shape and torch.equal(f["X"], X) for X in batches)]
+
+
+def _read_spied(raw, model, what) -> dict:
+    """The spies' records of a run made by `_run_spied`: forward passes with their batches, steps, zero_grads."""
+    with _reading(what):
+        shapes = [p.shape for p in model.parameters()]
+        log = _read_log([{k: v for k, v in e.items() if k not in ("X", "graph")} for e in raw["log"]], shapes)
+        inputs = [e for e in raw["log"] if e["event"] == "forward"]
+        for forward, entry in zip(log["forwards"], inputs, strict=True):
+            X = observation.decode(entry["X"])
+            forward["X"] = X.float() if isinstance(X, torch.Tensor) else None
+            forward["graph"] = _flag(entry["graph"])
+    return log
+
+
+def _expect_history(history, reference, log, val, what) -> None:
+    """Every epoch's losses match a correct loop's; a difference is explained from the spies' records."""
+    on_val = _forwards_on(log, _val_batches(val))
+    for epoch, ((train_loss, val_loss), (ref_train, ref_val)) in enumerate(zip(history, reference), start=1):
+        plain, per_sample = _plain_mean(ref_train), _per_sample_mean(ref_train)
+        if not (_close(train_loss, plain) or _close(train_loss, per_sample)):
+            hint = "one zero_grad / forward / loss / backward / step per batch; the mean of the batches' loss.item()"
+            if log["zero_grads"] == 0:
+                hint = ("the gradients are never zeroed, so every step uses the sum of all earlier batches' gradients: "
+                        "call optimizer.zero_grad() for every batch, before loss.backward()")
+            fail(f"{what}: the training loss of epoch {epoch} differs from a correct loop's.",
+                 f"{plain:.5f} (or the mean per sample, {per_sample:.5f})", f"{train_loss:.5f}", hint)
+        expected = _per_sample_mean(ref_val)
+        if _close(val_loss, expected):
+            continue
+        hint = ("the validation loss is the mean per sample over val_loader (add up loss.item() * len(X), divide by "
+                "the number of samples), measured after that epoch's training")
+        if not on_val:
+            hint = ("the model never saw a validation batch: the validation loop reads the training loop's variables "
+                    "(its last batch), not its own. Unpack the validation loop's own batch: for X, y in val_loader "
+                    f"{_BUG_SECTION}")
+        elif any(any(f["training"]) for f in on_val):
+            hint = ("the validation batches ran in training mode, so dropout changed them: call model.eval() before "
+                    f"the validation loop (and model.train() before training) {_MODES_SECTION}")
+        elif _close(val_loss, _plain_mean(ref_val)):
+            hint = EVALUATE_PLAIN_MEAN_HINT
+        fail(f"{what}: the validation loss of epoch {epoch} differs from a correct loop's.", f"{expected:.5f}",
+             f"{val_loss:.5f}", hint)
+    graph = [f for f in on_val if f["grad"] or f["graph"]]
+    expect(not graph, f"{what} built a computation graph in the validation loop.",
+           "torch.is_grad_enabled() == False while validating", f"a graph in {len(graph)} validation forward passes",
+           "wrap the validation loop in `with torch.no_grad():`: without it every validation batch keeps a graph "
+           f"that nothing will use {_EVALUATE_SECTION}.")
+
+
+@one_thread
+def judge_fixed_fit(obs: dict, **kwargs) -> None:
+    """fixed_fit: every epoch's (train_loss, val_loss) and the final weights match a correct loop's."""
+    what = f"fixed_fit(model, train_loader, val_loader, criterion, optimizer, epochs={FIXED_FIT_EPOCHS})"
+    model, loader, val, criterion, make_optimizer = stopping_config("dropout")
+    initial = _state(model)
+    with _reading(what):
+        recorded_initial = _read_state(obs["initial"], initial)
+        after = _read_state(obs["after"], initial)
+        captured = obs["result"] if "result" in obs else {"raised": obs["raised"]}
+    _expect_started_from(recorded_initial, initial, what)
+    history = _read_history(captured, what, FIXED_FIT_EPOCHS)
+    log = _read_spied(obs, model, what)
+    reference, _ = _reference_history(model, loader, val, criterion, make_optimizer(model.parameters()),
+                                      FIXED_FIT_EPOCHS)
+    _expect_history(history, reference, log, val, what)
+    expect(_same_state(after, _state(model)), f"after {what} the weights differ from a correct loop's.",
+           hint="one zero_grad / forward / loss / backward / step per training batch; validation changes nothing.")
+    n_batches = FIXED_FIT_EPOCHS * (len(loader) + len(val))
+    with _reading(what):
+        moved = _count(obs["moves"])
+    _expect_moved(moved, n_batches, what, "cpu")
+
+
+check_fixed_fit = judged(observe_fixed_fit, judge_fixed_fit)
+
+
+def _stops_after(val_losses, patience, strict=True, reset=True, extra=0) -> int:
+    """How many epochs an early-stopping rule runs on a known validation curve (variants name mistakes)."""
+    best, waited = math.inf, 0
+    for epoch, loss in enumerate(val_losses, start=1):
+        if loss < best or (not strict and loss == best):
+            best, waited = loss, 0 if reset else waited
+        else:
+            waited += 1
+            if waited >= patience + extra:
+                return epoch
+    return len(val_losses)
+
+
+def _length_hint(name, ran, patience) -> str:
+    """Why an early-stopping loop ran `ran` epochs on a scripted curve, where the variants can be told apart."""
+    hint = (f"after each epoch: if the validation loss is strictly lower than the best so far, remember it and reset "
+            f"the count; otherwise count one more epoch and stop when the count reaches patience={patience} "
+            f"{_STOPPING_SECTION}.")
+    if name not in SCRIPTS:
+        return hint
+    curve = [t * t for t in SCRIPTS[name]]
+    for variant, why in (({"strict": False}, "a validation loss equal to the best is not an improvement: compare "
+                          "with <, not <="),
+                         ({"reset": False}, "reset the count of epochs without improvement to 0 at every new best: "
+                          "patience counts consecutive epochs"),
+                         ({"extra": 1}, f"stop as soon as {patience} epochs in a row did not improve, not one later"),
+                         ({"extra": -1}, f"wait for {patience} epochs in a row without improvement, not one fewer")):
+        if ran == _stops_after(curve, patience, **variant) != _stops_after(curve, patience):
+            return f"{why} {_STOPPING_SECTION}."
+    return hint
+
+
+def _state_values(data, like, what, name) -> dict:
+    """A recorded best_state: a dict with the model's keys and shapes."""
+    state = observation.decode(data)
+    expect(isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values()),
+           f"{what} returned a best_state that is not a state_dict.", "a dict of tensors (model.state_dict())",
+           type_name(state), "keep copy.deepcopy(model.state_dict()) of the best epoch and return it.")
+    with _reading(what):
+        return _read_state(data, like)
+
+
+def _judge_stopping_run(raw, name, max_epochs, patience) -> None:
+    what = f"fit_with_early_stopping(..., max_epochs={max_epochs}, patience={patience})"
+    what += " on a model with dropout" if name == "dropout" else " on a model whose validation curve is known"
+    model, loader, val, criterion, make_optimizer = stopping_config(name)
+    with _reading(what):
+        keys = {f"model.{k}": v for k, v in _state(model).items()}  # the student got the model behind a spy
+        if "raised" in raw:
+            _returned({"raised": raw["raised"]}, what)
+        if "result" in raw:
+            fail(f"{what} should return a pair (best_state, history).", "(best_state, history)",
+                 repr(_returned(raw["result"], what))[:100], "return best_state, history")
+        captured_history, best_data, later_data = raw["history"], raw["best"], raw["best_later"]
+        model_after = {f"model.{k}": v for k, v in _read_state(raw["model_after"], _state(model)).items()}
+    history = _read_history(captured_history, what)
+    log = _read_spied(raw, model, what)
+    reference, best_state = _reference_history(model, loader, val, criterion, make_optimizer(model.parameters()),
+                                               max_epochs, patience)
+    _expect_history(history[:len(reference)], reference, log, val, what)
+    expect(len(history) == len(reference), f"{what} ran the wrong number of epochs.",
+           f"{len(reference)} epochs (then {patience} without a strictly lower validation loss)"
+           if len(reference) < max_epochs else f"all {max_epochs} epochs (the validation loss kept improving)",
+           f"{len(history)} epochs", _length_hint(name, len(history), patience))
+    best = _state_values(best_data, keys, what, name)
+    later = _state_values(later_data, keys, what, name)
+    expect(_same_state(best, later, atol=0), f"{what} returned a best_state that changes when the model trains on.",
+           "an independent copy of the best epoch's state_dict", "a state_dict that shares the model's tensors",
+           "model.state_dict() holds references to the live parameters: keep copy.deepcopy(model.state_dict()) "
+           f"(or clone every tensor) {_STOPPING_SECTION}.")
+    expected = {f"model.{k}": v for k, v in best_state.items()}
+    expect(_same_state(best, expected), f"{what} returned the state of the wrong epoch as best_state.",
+           "the weights after the epoch with the lowest validation loss", "other weights",
+           "copy the state_dict whenever the validation loss is strictly lower than the best so far, and only then.")
+    expect(_same_state(model_after, expected), f"{what} left the model with other weights than best_state.",
+           "the model holding the best epoch's weights when the function returns", "other weights",
+           f"before returning, call model.load_state_dict(best_state) {_STOPPING_SECTION}.")
+
+
+@one_thread
+def judge_fit_with_early_stopping(obs: dict, **kwargs) -> None:
+    """fit_with_early_stopping: a correct history, stopping after `patience` epochs without a strictly lower
+    validation loss; best_state an independent copy of the best epoch's weights, which the model holds at return."""
+    with _reading("fit_with_early_stopping"):
+        raws = [obs["runs"][name] for name, _, _ in STOPPING_RUNS]
+    for raw, run in zip(raws, STOPPING_RUNS, strict=True):
+        _judge_stopping_run(raw, *run)
+
+
+check_fit_with_early_stopping = judged(observe_fit_with_early_stopping, judge_fit_with_early_stopping)

@@ -18,8 +18,15 @@ from grader.observation import capture
 TINY_LOGITS = (-1.5e-7, -1e-8, 0.0, 1e-8, -1e-6, 1e-6)
 
 
+# torch's own grad-mode and requires_grad readers, kept when the grading kernel imports this module, before any
+# student code runs: a predict that replaces torch.is_grad_enabled (or Tensor.requires_grad) cannot change them.
+_GRAD_ENABLED = torch._C.is_grad_enabled
+_REQUIRES_GRAD = torch._C.TensorBase.requires_grad.__get__
+
+
 class _Spy(nn.Module):
-    """Wraps a model and records, for every forward call, every submodule's mode, grad mode and input device."""
+    """Wraps a model and records, for every forward call, every submodule's mode, the grad mode, the input device
+    and whether the output is part of a graph (requires grad), all read with the functions saved above."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
@@ -27,9 +34,12 @@ class _Spy(nn.Module):
         self.calls: list[dict] = []
 
     def forward(self, X):
-        self.calls.append({"training": [bool(m.training) for m in self.modules()], "grad": torch.is_grad_enabled(),
-                           "device": X.device.type})
-        return self.model(X)
+        call = {"training": [bool(m.training) for m in self.modules()], "grad": bool(_GRAD_ENABLED()),
+                "device": X.device.type}
+        self.calls.append(call)
+        out = self.model(X)
+        call["graph"] = isinstance(out, torch.Tensor) and bool(_REQUIRES_GRAD(out))
+        return out
 
 
 def fixed_linear(weight: list[float], bias: float) -> nn.Linear:
@@ -155,3 +165,47 @@ def observe_precision_recall(precision_recall, **kwargs) -> dict:
     """precision_recall's result for every grader label set."""
     return {"calls": [capture(precision_recall, y_hat.clone(), y.clone())
                       for _, y_hat, y in precision_recall_cases()]}
+
+
+class ThresholdCase(NamedTuple):
+    """One call of choose_threshold: the judge (grader.checks.inference) rebuilds the same list."""
+
+    probs: torch.Tensor
+    y: torch.Tensor
+    costs: dict  # the keyword arguments given (empty: the defaults cost_fn=10.0, cost_fp=1.0)
+    what: str
+
+
+def threshold_cases() -> list[ThresholdCase]:
+    """Every choose_threshold call, in order; built from fixed seeds, so observer and judge agree."""
+    generator = torch.Generator().manual_seed(12)
+    probs = torch.rand(60, generator=generator)
+    y = (torch.rand(60, generator=generator) < probs).long()
+    rounded = (probs * 10).round() / 10  # many rows share each probability
+    # Probabilities 1e-4 apart: the best threshold lies between two of them, which no grid of 0.01 steps finds.
+    close = torch.tensor([0.3, 0.3001, 0.3002, 0.3003, 0.3004, 0.3005, 0.3006, 0.9])
+    close_y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    ends = torch.tensor([0.0, 0.2, 0.5, 0.5, 0.8, 1.0])
+    return [
+        ThresholdCase(probs, y, {}, "60 rows with the default costs (cost_fn=10.0, cost_fp=1.0)"),
+        ThresholdCase(probs, y, {"cost_fn": 1.0, "cost_fp": 5.0}, "the same rows with cost_fn=1.0, cost_fp=5.0"),
+        ThresholdCase(probs, y, {"cost_fn": 1.0, "cost_fp": 1.0}, "the same rows with equal costs"),
+        ThresholdCase(rounded, y, {"cost_fn": 3.0, "cost_fp": 2.0}, "probabilities rounded to 0.1, so many tie"),
+        ThresholdCase(close, close_y, {"cost_fn": 2.0, "cost_fp": 1.0}, "probabilities 0.0001 apart"),
+        ThresholdCase(ends, torch.tensor([0, 0, 1, 0, 1, 1]), {}, "probabilities including exactly 0 and 1"),
+        ThresholdCase(probs[:10], torch.zeros(10, dtype=torch.long), {}, "no positive row (label nothing 1)"),
+        ThresholdCase(probs[:10], torch.ones(10, dtype=torch.long), {"cost_fn": 1.0, "cost_fp": 10.0},
+                      "only positive rows (label everything 1)"),
+    ]
+
+
+@_keeps_rng
+def observe_choose_threshold(choose_threshold, **kwargs) -> dict:
+    """choose_threshold's result for every grader case, and whether it left its inputs as they were."""
+    calls = []
+    for case in threshold_cases():
+        probs, y = case.probs.clone(), case.y.clone()
+        call = capture(choose_threshold, probs, y, **case.costs)
+        call["unchanged"] = bool(torch.equal(probs, case.probs) and torch.equal(y, case.y))
+        calls.append(call)
+    return {"calls": calls}

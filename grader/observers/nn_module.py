@@ -1,12 +1,14 @@
-"""Observers for exercise 03 (nn.Module): what the student's MLP is made of and what it computes."""
+"""Observers for exercise 03 (nn.Module): what the student's MLP is made of and what it computes, and which
+loss (and targets for it) the student chooses for a task."""
 
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from grader.observation import encode
+from grader.observation import capture, encode
 
 DEFAULT = (10, (32, 64), 1)
 # (in_features, hidden, out_features) that check_mlp_parameters builds, and the seeded ones the forward checks run.
@@ -154,5 +156,65 @@ def observe_count_parameters(count_parameters, **kwargs) -> dict:
     for _, model in count_cases():
         _, record = attempt(count_parameters, model)
         record["requires_grad_after"] = [p.requires_grad for p in model.parameters()]
+        cases.append(record)
+    return {"cases": cases}
+
+
+# make_criterion and prepare_targets --------------------------------------------------------------
+
+TASKS = ("binary", "multiclass", "regression")
+UNKNOWN_TASKS = ("multi-class", "classification", "")
+
+
+def criterion_inputs(task: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(model output, target) that a criterion for `task` is applied to: 5 rows, fixed seed."""
+    generator = torch.Generator().manual_seed(len(task))
+    if task == "binary":
+        return torch.randn(5, 1, generator=generator) * 2, torch.tensor([[1.0], [0.0], [0.0], [1.0], [1.0]])
+    if task == "multiclass":
+        return torch.randn(5, 4, generator=generator) * 2, torch.tensor([3, 0, 1, 1, 2])
+    return torch.randn(5, 1, generator=generator) * 2, torch.randn(5, 1, generator=generator)
+
+
+def observe_make_criterion(make_criterion, **kwargs) -> dict:
+    """For each task: the class of what came back and its loss on criterion_inputs; for each unknown task:
+    what it returned or raised."""
+    cases = []
+    for task in TASKS:
+        criterion, record = attempt(make_criterion, task)
+        if "value" in record:
+            record = {"type": f"{type(criterion).__module__}.{type(criterion).__qualname__}",
+                      "loss": capture(criterion, *criterion_inputs(task))}
+        cases.append(record)
+    return {"cases": cases, "unknown": [attempt(make_criterion, task)[1] for task in UNKNOWN_TASKS]}
+
+
+def target_cases() -> list[tuple[str, Any, str]]:
+    """(task, y, description) for every prepare_targets call, in order; the judge rebuilds the same list."""
+    return [
+        ("binary", torch.tensor([0, 1, 1, 0, 1]), "binary labels as an int64 tensor"),
+        ("binary", np.array([1, 0, 0, 1, 1, 0], dtype=np.int32), "binary labels as a NumPy int32 array"),
+        ("binary", np.array([0.0, 1.0, 1.0]), "binary labels as a NumPy float64 array"),
+        ("multiclass", torch.tensor([2, 0, 1, 3, 1]), "class labels as an int64 tensor"),
+        ("multiclass", np.array([0, 2, 1, 2], dtype=np.int32), "class labels as a NumPy int32 array"),
+        ("multiclass", torch.tensor([1.0, 0.0, 2.0]), "class labels as a float32 tensor"),
+        ("regression", np.array([1.5, -0.25, 3.75, 2.1]), "values as a NumPy float64 array"),
+        ("regression", torch.tensor([0.5, 2.0, -1.0], dtype=torch.float64), "values as a float64 tensor"),
+        ("regression", torch.tensor([3, 1, 4]), "whole-number values as an int64 tensor"),
+        ("ranking", torch.tensor([0, 1]), "an unknown task"),
+    ]
+
+
+def _copy(y):
+    return y.clone() if isinstance(y, torch.Tensor) else y.copy()
+
+
+def observe_prepare_targets(prepare_targets, **kwargs) -> dict:
+    """Each case's result, and its input afterwards (it must not be changed in place)."""
+    cases = []
+    for task, y, _ in target_cases():
+        y = _copy(y)
+        record = capture(prepare_targets, y, task)
+        record["input_after"] = encode(y)
         cases.append(record)
     return {"cases": cases}

@@ -1,10 +1,13 @@
-"""Observers for exercise 05 (the training loop): train_one_epoch and evaluate, run behind spies.
+"""Observers for exercise 05 (the training loop): train_one_epoch, evaluate, fixed_fit and
+fit_with_early_stopping, run behind spies.
 
 Each observer builds the grader's own seeded models, loaders, criteria and optimizers (`config`),
 runs the student's function on them and records what happened as plain data:
 
-- `_Spy` wraps the model and records, for every forward pass, the mode of every submodule,
-  `torch.is_grad_enabled()` and the batch's device; it also records calls of `model.zero_grad()`;
+- `_Spy` wraps the model and records, for every forward pass, the mode of every submodule, the
+  grad mode (read with torch's own function, saved before any student code ran) and the batch's
+  device, and for the whole-loop checks the batch itself and whether the output requires grad; it
+  also records calls of `model.zero_grad()`;
 - `_SpyOptimizer` wraps a real optimizer and records `zero_grad()` and `step()`, with the
   gradients present at each step;
 - `_Criterion` records each loss value it returns;
@@ -29,7 +32,11 @@ TRAIN_RUNS = (("mlp_dropout_sgd", True), ("linear_mse_adam", False), ("deep_drop
 EVALUATE_RUNS = ("mlp_dropout_sgd", "linear_mse_adam", "deep_dropout_adam")
 FIT_KIND, FIT_EPOCHS, FIT_VALIDATION = "deep_dropout_adam", 5, (17, 5)  # validation: first 17 samples, batches of 5
 TRAIN_SEED = 100
+FIXED_FIT_EPOCHS = 3
 _moves: list[str] = []
+# torch's own grad-mode and requires_grad readers, kept before any student code runs (see _Spy).
+_GRAD_ENABLED = torch._C.is_grad_enabled
+_REQUIRES_GRAD = torch._C.TensorBase.requires_grad.__get__
 
 
 def one_thread(function):
@@ -94,8 +101,11 @@ def used_model(kind: str) -> nn.Module:
 
 
 def fit_validation(loader: DataLoader) -> DataLoader:
+    """The first samples of `loader`'s data, unshuffled. Its own generator: iterating a DataLoader without one
+    draws from the global random state, so an extra validation pass would shift the dropout masks of training."""
     size, batch_size = FIT_VALIDATION
-    return DataLoader(TensorDataset(*[t[:size] for t in loader.dataset.tensors]), batch_size=batch_size)
+    return DataLoader(TensorDataset(*[t[:size] for t in loader.dataset.tensors]), batch_size=batch_size,
+                      generator=torch.Generator().manual_seed(6))
 
 
 class _Tracked(torch.Tensor):
@@ -123,16 +133,26 @@ class _Loader:
 
 
 class _Spy(nn.Module):
-    """Wraps a model; records each forward pass's modes, grad mode and device, and calls of model.zero_grad()."""
+    """Wraps a model; records each forward pass's modes, grad mode and device (and, with `inputs`, its batch and
+    whether its output requires grad), and calls of model.zero_grad().
 
-    def __init__(self, model: nn.Module, log: list):
+    The grad mode is read with torch's own functions saved when this module was imported, before any student
+    code ran: a notebook that replaces torch.is_grad_enabled (or Tensor.requires_grad) cannot change the record.
+    """
+
+    def __init__(self, model: nn.Module, log: list, inputs: bool = False):
         super().__init__()
-        self.model, self.log = model, log
+        self.model, self.log, self.inputs = model, log, inputs
 
     def forward(self, X):
-        self.log.append({"event": "forward", "training": [bool(m.training) for m in self.modules()],
-                         "grad": bool(torch.is_grad_enabled()), "device": str(getattr(X, "device", "none"))})
-        return self.model(X)
+        entry = {"event": "forward", "training": [bool(m.training) for m in self.modules()],
+                 "grad": bool(_GRAD_ENABLED()), "device": str(getattr(X, "device", "none"))}
+        self.log.append(entry)
+        out = self.model(X)
+        if self.inputs:
+            entry["X"] = encode(X) if isinstance(X, torch.Tensor) else None
+            entry["graph"] = isinstance(out, torch.Tensor) and bool(_REQUIRES_GRAD(out))
+        return out
 
     def zero_grad(self, set_to_none: bool = True):
         self.log.append({"event": "zero_grad"})
@@ -275,3 +295,108 @@ def observe_fit(train_one_epoch, evaluate, **kwargs) -> dict:
         if "value" not in train or "value" not in val_loss:
             break  # the judge stops at the first call that raised
     return {"epochs": epochs, "after": _state(model)}
+
+
+# fixed_fit and fit_with_early_stopping ----------------------------------------------------------
+
+# The early-stopping runs: (name, max_epochs, patience). "dropout" trains the FIT_KIND model; the scripted
+# ones train a one-weight model whose validation loss after epoch e is exactly SCRIPTS[name][e] ** 2.
+STOPPING_RUNS = (("dropout", 7, 2), ("scripted", 10, 2), ("improving", 4, 1))
+# Each epoch's training batch is the single row x = 1, y = t; SGD with lr 0.5 on the MSE moves the weight
+# from w to exactly t, and the validation rows (x = -1, y = 0) then cost exactly t ** 2. The "scripted" run
+# improves, worsens, improves again, worsens and then ties the best (not an improvement): with patience 2 a
+# correct loop stops after epoch 6.
+SCRIPTS = {"scripted": (1.0, 0.5, 0.75, 0.25, 0.5, -0.25, 0.75, 1.0, 0.5, 0.125),
+           "improving": (1.0, 0.5, 0.25, 0.125)}
+
+
+class ScriptedLoader:
+    """A training loader whose k-th pass yields the single batch (x = 1, y = script[k])."""
+
+    def __init__(self, script):
+        self.script, self.passes, self.batch_size = script, 0, 1
+        self.dataset = TensorDataset(torch.ones(1, 1), torch.zeros(1, 1))
+
+    def __len__(self):
+        return 1
+
+    def __iter__(self):
+        target = self.script[min(self.passes, len(self.script) - 1)]
+        self.passes += 1
+        yield torch.ones(1, 1), torch.full((1, 1), target)
+
+
+def stopping_config(name: str):
+    """(model, train loader, validation loader, criterion, optimizer factory) of an early-stopping run."""
+    if name == "dropout":
+        model, loader, criterion, make_optimizer = config(FIT_KIND)
+        return model, loader, fit_validation(loader), criterion, make_optimizer
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    val = DataLoader(TensorDataset(-torch.ones(3, 1), torch.zeros(3, 1)), batch_size=2,
+                     generator=torch.Generator().manual_seed(6))
+    return model, ScriptedLoader(SCRIPTS[name]), val, nn.MSELoss(), lambda p: torch.optim.SGD(p, lr=0.5)
+
+
+def _run_spied(function, model, loader, val, criterion, make_optimizer, *args):
+    """Call function(spied model, loader, val, criterion, spied optimizer, *args) after seeding as the judge does."""
+    log: list = []
+    spy = _Spy(model, log, inputs=True)
+    optimizer = _SpyOptimizer(make_optimizer(spy.parameters()), log)
+    moves_before = len(_moves)
+    torch.manual_seed(TRAIN_SEED)
+    try:
+        result = function(spy, _Loader(loader), _Loader(val), _Criterion(criterion, log), optimizer, *args,
+                          device="cpu")
+    except NotImplementedError:
+        raise
+    except Exception as error:  # noqa: BLE001 -- any error in student code is recorded, not crashed on
+        return None, {"raised": [type(error).__name__, str(error)[:500]], "log": log}
+    return result, {"log": log, "moves": len(_moves) - moves_before}
+
+
+@one_thread
+def observe_fixed_fit(fixed_fit, **kwargs) -> dict:
+    """fixed_fit for FIXED_FIT_EPOCHS epochs on the FIT_KIND model: its history, every forward pass (batch, modes,
+    grad mode), zero_grad and step, and the weights at the end."""
+    model, loader, val, criterion, make_optimizer = stopping_config("dropout")
+    initial = _state(model)
+    result, record = _run_spied(fixed_fit, model, loader, val, criterion, make_optimizer, FIXED_FIT_EPOCHS)
+    if "raised" not in record:
+        record["result"] = capture(lambda: result)
+    return {"initial": initial, **record, "after": _state(model)}
+
+
+def _mapping_state(state) -> dict:
+    """A returned best_state as a plain dict (a state_dict is an OrderedDict), or its description."""
+    if isinstance(state, dict) and all(isinstance(key, str) for key in state):
+        return {"__dict__": {key: encode(value) for key, value in state.items()}}
+    return encode(state)
+
+
+def _observe_stopping_run(fit_with_early_stopping, name, max_epochs, patience) -> dict:
+    model, loader, val, criterion, make_optimizer = stopping_config(name)
+    result, record = _run_spied(fit_with_early_stopping, model, loader, val, criterion, make_optimizer,
+                                max_epochs, patience)
+    record["model_after"] = _state(model)
+    if "raised" in record:
+        return record
+    if not (isinstance(result, tuple | list) and len(result) == 2):
+        record["result"] = capture(lambda: result)
+        return record
+    best_state, history = result
+    record.update(best=_mapping_state(best_state), history=capture(lambda: history))
+    with torch.no_grad():  # training on after the call must not change the copy
+        for p in model.parameters():
+            p.add_(1.0)
+    record["best_later"] = _mapping_state(best_state)
+    return record
+
+
+@one_thread
+def observe_fit_with_early_stopping(fit_with_early_stopping, **kwargs) -> dict:
+    """Each STOPPING_RUNS run: the history, best_state (again after the model's weights change), the model's
+    weights at return, and the spies' records."""
+    return {"runs": {name: _observe_stopping_run(fit_with_early_stopping, name, max_epochs, patience)
+                     for name, max_epochs, patience in STOPPING_RUNS}}

@@ -306,3 +306,107 @@ def count_parameters(model):
         },
     ),
 ]
+
+# Part E, choosing a loss: a whole answer cell, the hidden check's message fragment, the notebook's fragment
+# (the visible asserts run first, so a mistake they already catch shows their message).
+_VALID = "raise ValueError(f\"unknown task {task!r}: expected 'binary', 'multiclass' or 'regression'\")"
+_LOSSES = (
+    '    losses = {"binary": nn.BCEWithLogitsLoss, "multiclass": nn.CrossEntropyLoss, "regression": nn.MSELoss}\n'
+)
+
+
+def _criterion(binary="nn.BCEWithLogitsLoss()", multiclass="nn.CrossEntropyLoss()", regression="nn.MSELoss()",
+               otherwise=f"    {_VALID}\n") -> str:
+    return (f"def make_criterion(task):\n    if task == 'binary':\n        return {binary}\n"
+            f"    if task == 'multiclass':\n        return {multiclass}\n"
+            f"    if task == 'regression':\n        return {regression}\n{otherwise}")
+
+
+def _targets(binary="y.float().reshape(-1, 1)", multiclass="y.long()", regression="y.float().reshape(-1, 1)",
+             convert="torch.as_tensor(y)", otherwise=f"    {_VALID}\n") -> str:
+    return (f"def prepare_targets(y, task):\n    y = {convert}\n    if task == 'binary':\n        return {binary}\n"
+            f"    if task == 'multiclass':\n        return {multiclass}\n"
+            f"    if task == 'regression':\n        return {regression}\n{otherwise}")
+
+
+CRITERION_MISTAKES = {
+    "bce_on_logits": (_criterion(binary="nn.BCELoss()"), "BCELoss expects probabilities", "between 0 and 1"),
+    "nll_for_multiclass": (_criterion(multiclass="nn.NLLLoss()"), "NLLLoss expects log-probabilities",
+                           "NLLLoss expects log-probabilities"),
+    "cross_entropy_for_binary": (_criterion(binary="nn.CrossEntropyLoss()"), "one logit per row is a binary problem",
+                                 "expected the binary loss"),
+    "l1_for_regression": (_criterion(regression="nn.L1Loss()"), "nn.MSELoss", "nn.MSELoss"),
+    "sum_reduction": (_criterion(binary="nn.BCEWithLogitsLoss(reduction='sum')"), "reduction='sum'",
+                      "expected the binary loss"),
+    "class_not_instance": (_criterion(regression="nn.MSELoss"), "returned the wrong loss", "nn.MSELoss()"),
+    "none_for_unknown": (_criterion(otherwise="    return None\n"), "instead of raising ValueError",
+                         "should raise ValueError"),
+    "dict_lookup_key_error": (f"def make_criterion(task):\n{_LOSSES}    return losses[task]()\n",
+                              "raised KeyError instead of ValueError", "KeyError"),
+    "message_without_tasks": (_criterion(otherwise="    raise ValueError('unknown task')\n"),
+                              "does not name every valid task", "name the valid tasks"),
+    "lower_cases_the_task": (
+        _criterion().replace("def make_criterion(task):\n", "def make_criterion(task):\n    task = task.lower()\n")
+        .replace("    raise", "    return nn.MSELoss()  # anything else: a regression\n    raise"),
+        "instead of raising ValueError", "should raise ValueError"),
+}
+
+TARGETS_MISTAKES = {
+    "binary_not_reshaped": (_targets(binary="y.float()"), "wrong shape", "binary: expected float32 (3, 1)"),
+    "binary_left_int64": (_targets(binary="y.reshape(-1, 1)"), "wrong dtype", "binary: expected float32 (3, 1)"),
+    "multiclass_as_float": (_targets(multiclass="y.float()"), "wrong dtype", "multiclass: expected int64 (3,)"),
+    "multiclass_unsqueezed": (_targets(multiclass="y.long().unsqueeze(1)"), "wrong shape",
+                              "multiclass: expected int64 (3,)"),
+    "regression_flat": (_targets(regression="y.float()"), "(N, N)", "regression: expected float32 (2, 1)"),
+    "regression_as_long": (_targets(regression="y.long().reshape(-1, 1)"), "wrong dtype", "keeping 1.5"),
+    "regression_left_float64": (_targets(regression="y.reshape(-1, 1)"), "wrong dtype", "wrong dtype"),
+    "numpy_only": (_targets(convert="torch.from_numpy(y)"), "raised TypeError", "TypeError"),
+    "returns_numpy": (
+        "import numpy as np\n\ndef prepare_targets(y, task):\n    y = np.asarray(y)\n"
+        "    if task == 'multiclass':\n        return y.astype(np.int64)\n"
+        f"    if task in ('binary', 'regression'):\n        return y.astype(np.float32).reshape(-1, 1)\n    {_VALID}\n",
+        "should return a torch.Tensor", "expected a torch.Tensor"),
+    "none_for_unknown_targets": (_targets(otherwise="    return None\n"), "instead of raising ValueError",
+                                 "instead of raising ValueError"),
+    "changes_input_in_place": (
+        _targets(convert="torch.as_tensor(y)  # shares memory with y\n    if task == 'regression':\n"
+                 "        y.clamp_(min=0)"),
+        "changed y in place", "changed y in place"),
+}
+
+CORRECT_CRITERION = {
+    "match_statement": (
+        "def make_criterion(task):\n    match task:\n"
+        "        case 'binary':\n            return nn.BCEWithLogitsLoss()\n"
+        "        case 'multiclass':\n            return nn.CrossEntropyLoss()\n"
+        "        case 'regression':\n            return nn.MSELoss()\n"
+        "    raise ValueError('task must be one of: binary, multiclass, regression; got ' + repr(task))\n"),
+    "dict_with_check_and_explicit_defaults": (
+        f"def make_criterion(task):\n{_LOSSES}    if task not in losses:\n"
+        "        raise ValueError(f'{task!r} is not one of {sorted(losses)}')\n"
+        "    return losses[task](reduction='mean')\n"),
+}
+
+CORRECT_TARGETS = {
+    "tensor_of_array_and_unsqueeze": (
+        "import numpy as np\n\ndef prepare_targets(y, task):\n"
+        "    if task not in ('binary', 'multiclass', 'regression'):\n"
+        "        raise ValueError('valid tasks: binary, multiclass, regression')\n"
+        "    y = torch.tensor(np.asarray(y))\n"
+        "    if task == 'multiclass':\n        return y.to(torch.int64)\n"
+        "    return y.to(torch.float32).unsqueeze(1)\n"),
+    "view_after_contiguous": _targets(binary="y.to(dtype=torch.float32).view(-1, 1)",
+                                      regression="y.double().float().view(len(y), 1)",
+                                      multiclass="y.to(torch.long).clone()"),
+}
+
+MUTANTS += [
+    *[Mutant(name=name, cells={"make_criterion": cell}, loses={"test_make_criterion": notebook})
+      for name, (cell, _check, notebook) in CRITERION_MISTAKES.items()],
+    *[Mutant(name=name, cells={"prepare_targets": cell}, loses={"test_prepare_targets": notebook})
+      for name, (cell, _check, notebook) in TARGETS_MISTAKES.items()],
+]
+CORRECT += [
+    *[Correct(name=name, cells={"make_criterion": cell}) for name, cell in CORRECT_CRITERION.items()],
+    *[Correct(name=name, cells={"prepare_targets": cell}) for name, cell in CORRECT_TARGETS.items()],
+]

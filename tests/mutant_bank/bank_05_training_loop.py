@@ -469,3 +469,210 @@ CORRECT = [
     *[Correct(name=name, cells={"train_one_epoch": source(TRAIN, body)}) for name, body in CORRECT_TRAIN.items()],
     *[Correct(name=name, cells={"evaluate": source(EVALUATE, body)}) for name, body in CORRECT_EVALUATE.items()],
 ]
+
+# Part D, the repaired loop: each mistake leaves one of the locked cell's four bugs (or a near miss) in place.
+FIXED_FIT = 'def fixed_fit(model, train_loader, val_loader, criterion, optimizer, epochs, device="cpu"):\n'
+_FIXED_BODY = """
+    history = []
+    for epoch in range(epochs):
+        model.train()
+        losses = []
+        for X, y in train_loader:
+            X, y = X.to(device), y.to(device)
+            optimizer.zero_grad()
+            loss = criterion(model(X), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        model.eval()
+        total, n = 0.0, 0
+        with torch.no_grad():
+            for X_val, y_val in val_loader:
+                X_val, y_val = X_val.to(device), y_val.to(device)
+                total += criterion(model(X_val), y_val).item() * len(X_val)
+                n += len(X_val)
+        history.append((sum(losses) / len(losses), total / n))
+    return history
+"""
+
+
+def _fixed(*replacements) -> str:
+    """The inline repaired loop with (old, new) text replacements."""
+    body = _FIXED_BODY
+    for old, new in replacements:
+        assert old in body, old
+        body = body.replace(old, new)
+    return body
+
+
+FIXED_FIT_MISTAKES = {
+    "reads_training_batch": (_fixed(("criterion(model(X_val), y_val).item() * len(X_val)",
+                                     "criterion(model(X), y).item() * len(X)")),
+                             "never saw a validation batch", "validate on the validation batches"),
+    "no_zero_grad": (_fixed(("            optimizer.zero_grad()\n", "")), "never zeroed", "never zeroed"),
+    "validation_in_train_mode": (_fixed(("        model.eval()\n", "")), "ran in training mode",
+                                 "validate on the validation batches, in evaluation mode"),
+    "validation_builds_graph": (_fixed(("        with torch.no_grad():\n            for",
+                                        "        if True:\n            for")),
+                                "built a computation graph in the validation loop",
+                                "built a computation graph in the validation loop"),
+    # The attack of issue 17: validate with gradients on while torch.is_grad_enabled says they are off.
+    "validation_forges_grad_mode": (_fixed(("        with torch.no_grad():\n            for",
+                                            "        real = torch.is_grad_enabled\n"
+                                            "        torch.is_grad_enabled = lambda: False\n"
+                                            "        if True:\n            for"),
+                                           ("        history.append(", "        torch.is_grad_enabled = real\n"
+                                                                     "        history.append(")),
+                                    "built a computation graph in the validation loop",
+                                    "built a computation graph in the validation loop"),
+    "losses_kept_as_tensors": (_fixed(("losses.append(loss.item())", "losses.append(loss)")),
+                               "holds the computation graph", "expected Python floats"),
+    "validation_plain_mean": (_fixed(("total += criterion(model(X_val), y_val).item() * len(X_val)",
+                                      "total += criterion(model(X_val), y_val).item()"),
+                                     ("n += len(X_val)", "n += 1")),
+                              "evaluate must return the mean per sample", "as the mean loss per sample"),
+    "validates_before_training": (
+        "    history = []\n    for epoch in range(epochs):\n"
+        "        val_loss = evaluate(model, val_loader, criterion, device)\n"
+        "        history.append((train_one_epoch(model, train_loader, criterion, optimizer, device), val_loss))\n"
+        "    return history\n",
+        "the validation loss of epoch 1 differs", "validate on the validation batches"),
+    "history_of_last_epoch_only": (
+        "    for epoch in range(epochs):\n"
+        "        history = [(train_one_epoch(model, train_loader, criterion, optimizer, device),\n"
+        "                    evaluate(model, val_loader, criterion, device))]\n"
+        "    return history\n",
+        "history of the wrong length", "expected a list of 3"),
+}
+
+CORRECT_FIXED_FIT = {
+    "inline_loop": _FIXED_BODY,
+    # An extra validation pass (a baseline before training) changes nothing.
+    "baseline_first": """
+    print("before training, validation loss", evaluate(model, val_loader, criterion, device))
+    return [(train_one_epoch(model, train_loader, criterion, optimizer, device),
+             evaluate(model, val_loader, criterion, device)) for _ in range(epochs)]
+""",
+    "grads_set_to_none_by_hand_and_inference_mode": _fixed(
+        ("            optimizer.zero_grad()\n",
+         "            for p in model.parameters():\n                p.grad = None\n"),
+        ("with torch.no_grad()", "with torch.inference_mode()")),
+    "weighted_train_loss_and_lists": _fixed(
+        ("losses.append(loss.item())", "losses.append(loss.item() * len(X) / len(train_loader.dataset))"),
+        ("sum(losses) / len(losses)", "sum(losses)"),
+        ("history.append((sum(losses), total / n))", "history.append([sum(losses), total / n])")),
+}
+
+# Part E, early stopping: the reference with one rule changed.
+STOPPING = ('def fit_with_early_stopping(model, train_loader, val_loader, criterion, optimizer, max_epochs, patience,\n'
+            '                            device="cpu"):\n')
+_STOPPING_BODY = """
+    import copy
+
+    history, best_loss, best_state, waited = [], float("inf"), None, 0
+    for epoch in range(max_epochs):
+        train_loss = train_one_epoch(model, train_loader, criterion, optimizer, device)
+        val_loss = evaluate(model, val_loader, criterion, device)
+        history.append((train_loss, val_loss))
+        if val_loss < best_loss:
+            best_loss, best_state, waited = val_loss, copy.deepcopy(model.state_dict()), 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    model.load_state_dict(best_state)
+    return best_state, history
+"""
+
+
+def _stopping(*replacements) -> str:
+    body = _STOPPING_BODY
+    for old, new in replacements:
+        assert old in body, old
+        body = body.replace(old, new)
+    return body
+
+
+STOPPING_MISTAKES = {
+    "equal_counts_as_improvement": (_stopping(("val_loss < best_loss", "val_loss <= best_loss")),
+                                    "not <=", "not <="),
+    "count_not_reset": (_stopping(("copy.deepcopy(model.state_dict()), 0",
+                                   "copy.deepcopy(model.state_dict()), waited")),
+                        "reset the count", "should stop 2 epochs after the best one"),
+    "stops_one_epoch_late": (_stopping(("waited >= patience", "waited > patience")), "not one later",
+                             "should stop 2 epochs after the best one"),
+    "stops_one_epoch_early": (_stopping(("waited >= patience", "waited >= patience - 1")), "not one fewer",
+                              "should stop 2 epochs after the best one"),
+    "state_dict_not_copied": (_stopping(("copy.deepcopy(model.state_dict())", "model.state_dict()")),
+                              "changes when the model trains on", "reproduce the best validation loss"),
+    "shallow_dict_copy": (_stopping(("copy.deepcopy(model.state_dict())", "dict(model.state_dict())")),
+                          "changes when the model trains on", "reproduce the best validation loss"),
+    "best_weights_not_loaded": (_stopping(("    model.load_state_dict(best_state)\n", "")),
+                                "left the model with other weights than best_state",
+                                "should hold best_state's weights"),
+    "ignores_max_epochs": (_stopping(("for epoch in range(max_epochs):", "for epoch in range(10 ** 6):")),
+                           "ran the wrong number of epochs", "ran the wrong number of epochs"),
+    "best_by_training_loss": (_stopping(("if val_loss < best_loss:", "if train_loss < best_loss:"),
+                                        ("best_loss, best_state, waited = val_loss", "best_loss, best_state, waited = "
+                                                                                     "train_loss")),
+                              "ran the wrong number of epochs", "should stop 2 epochs after the best one"),
+    "returns_history_first": (_stopping(("return best_state, history", "return history, best_state")),
+                              "should return a list with one (train_loss, val_loss) pair per epoch",
+                              "too many values to unpack"),
+}
+
+CORRECT_STOPPING = {
+    "clone_every_tensor_and_epoch_counter": """
+    history, best_loss, best_epoch, best_state = [], None, 0, None
+    for epoch in range(1, max_epochs + 1):
+        history.append((train_one_epoch(model, train_loader, criterion, optimizer, device),
+                        evaluate(model, val_loader, criterion, device)))
+        if best_loss is None or history[-1][1] < best_loss:
+            best_loss, best_epoch = history[-1][1], epoch
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        elif epoch - best_epoch >= patience:
+            break
+    model.load_state_dict(best_state)
+    return best_state, history
+""",
+    "inline_loop_and_restore_a_copy": """
+    import copy
+    history, best, best_state, bad = [], float("inf"), None, 0
+    epoch = 0
+    while epoch < max_epochs and bad < patience:
+        epoch += 1
+        model.train()
+        losses = []
+        for X, y in train_loader:
+            X, y = X.to(device), y.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = criterion(model(X), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        model.eval()
+        with torch.inference_mode():
+            pairs = [(criterion(model(X.to(device)), y.to(device)).item(), len(X)) for X, y in val_loader]
+        val_loss = sum(l * n for l, n in pairs) / sum(n for _, n in pairs)
+        history.append((sum(losses) / len(losses), val_loss))
+        if val_loss < best:
+            best, bad, best_state = val_loss, 0, copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+    model.load_state_dict(copy.deepcopy(best_state))
+    return best_state, history
+""",
+}
+
+MUTANTS += [
+    *[Mutant(name=f"fixed_fit_{name}", cells={"fixed_fit": source(FIXED_FIT, body)},
+             loses={"test_fixed_fit": notebook}) for name, (body, _check, notebook) in FIXED_FIT_MISTAKES.items()],
+    *[Mutant(name=f"stopping_{name}", cells={"fit_with_early_stopping": source(STOPPING, body)},
+             loses={"test_early_stopping": notebook}) for name, (body, _check, notebook) in STOPPING_MISTAKES.items()],
+]
+CORRECT += [
+    *[Correct(name=f"fixed_fit_{name}", cells={"fixed_fit": source(FIXED_FIT, body)})
+      for name, body in CORRECT_FIXED_FIT.items()],
+    *[Correct(name=f"stopping_{name}", cells={"fit_with_early_stopping": source(STOPPING, body)})
+      for name, body in CORRECT_STOPPING.items()],
+]

@@ -281,3 +281,91 @@ def precision_recall(y_hat, y):
 """)},
     ),
 ]
+
+# Issue 17's attack: a predict that builds a graph while torch.is_grad_enabled claims it does not, and detaches
+# the labels so that they look clean. The spy reads torch's own function, saved before any student code ran.
+FORGES_GRAD_MODE = _predict("""
+    model.to(device).eval()
+    real = torch.is_grad_enabled
+    torch.is_grad_enabled = lambda: False
+    try:
+        probs = torch.sigmoid(model(X.to(device))).squeeze(1)
+    finally:
+        torch.is_grad_enabled = real
+    return (probs >= threshold).long().detach().cpu()
+""")
+MUTANTS.append(Mutant(name="forges_grad_mode", cells={"predict": FORGES_GRAD_MODE},
+                      loses={"test_predict_mode": "built a computation graph"}))
+
+# Part D, choose_threshold: a whole answer cell, the hidden check's message fragment, the notebook's fragment.
+_THRESHOLD = "def choose_threshold(probs, y, cost_fn=10.0, cost_fp=1.0):\n"
+_SCAN = """
+    best_t, best_cost = 1.0, None
+    for t in CANDIDATES:
+        y_hat = probs >= t
+        total = cost_fn * ((~y_hat) & (y == 1)).sum().item() + cost_fp * (y_hat & (y == 0)).sum().item()
+        if best_cost is None or total < best_cost:
+            best_t, best_cost = t, total
+    return float(best_t)
+"""
+
+
+def _scan(candidates="[1.0, *torch.unique(probs).tolist()]", *replacements) -> str:
+    body = _SCAN.replace("CANDIDATES", candidates)
+    for old, new in replacements:
+        assert old in body, old
+        body = body.replace(old, new)
+    return _THRESHOLD + body
+
+
+THRESHOLD_MISTAKES = {
+    "grid_of_101": (_scan("[i / 100 for i in range(101)]"), "a grid of thresholds can miss", "a grid of thresholds"),
+    "strict_labels_while_scanning": (_scan("[0.0, *torch.unique(probs).tolist()]", ("probs >= t", "probs > t")),
+                                     "labels probs >= t as 1", "the lowest is 1"),
+    "costs_swapped": (_scan("[1.0, *torch.unique(probs).tolist()]",
+                            ("cost_fn * ((~y_hat)", "cost_fp * ((~y_hat)"), ("cost_fp * (y_hat", "cost_fn * (y_hat")),
+                      "you swapped the two costs", "the lowest is 1"),
+    "ignores_the_costs": (_scan("[1.0, *torch.unique(probs).tolist()]", ("total = cost_fn *", "total = 10.0 *"),
+                                ("+ cost_fp *", "+ 1.0 *")),
+                          "use the cost_fn and cost_fp you are given", "use the cost_fn and cost_fp you are given"),
+    "counts_errors_not_costs": (_scan("[1.0, *torch.unique(probs).tolist()]", ("total = cost_fn *", "total = "),
+                                      ("+ cost_fp *", "+ ")),
+                                "cost is not the lowest", "cost is not the lowest"),
+    "always_half": (_THRESHOLD + "    return 0.5\n", "cost is not the lowest", "the lowest is 1"),
+    "returns_tensor": (_scan("[1.0, *torch.unique(probs)]", ("return float(best_t)", "return best_t")),
+                       "returned a tensor", "expected a Python float"),
+    "nothing_labelled_above_one": (_scan("[1.01, *torch.unique(probs).tolist()]"), "outside [0, 1]",
+                                   "outside [0, 1]"),
+}
+
+CORRECT_THRESHOLD = {
+    "midpoints_and_numpy": _THRESHOLD + """
+    import numpy as np
+    p, labels = probs.numpy().astype(np.float64), y.numpy()
+    values = np.unique(p)
+    candidates = [0.0, *((values[:-1] + values[1:]) / 2), min(1.0, float(values[-1]) + 1e-9) if values[-1] < 1 else 1.0]
+    costs = [cost_fn * np.sum((p < t) & (labels == 1)) + cost_fp * np.sum((p >= t) & (labels == 0))
+             for t in candidates]
+    return float(candidates[int(np.argmin(costs))])
+""",
+    "sorted_cumulative_sums": _THRESHOLD + """
+    order = torch.argsort(probs, descending=True)
+    p, labels = probs[order], y[order]
+    fp = torch.cumsum(labels == 0, 0)           # labelling the first k + 1 rows 1
+    fn = (labels == 1).sum() - torch.cumsum(labels == 1, 0)
+    costs = cost_fn * fn + cost_fp * fp
+    last = torch.tensor([True] * len(p)) if len(p) < 2 else torch.cat([p[1:] != p[:-1], torch.tensor([True])])
+    costs = torch.where(last, costs.double(), torch.tensor(float("inf"), dtype=torch.float64))
+    none = cost_fn * (labels == 1).sum().item()
+    k = int(torch.argmin(costs))
+    if none <= costs[k].item() and p.max().item() < 1.0:
+        return 1.0
+    return p[k].item()
+""",
+}
+
+MUTANTS += [Mutant(name=f"threshold_{name}", cells={"choose_threshold": cell},
+                   loses={"test_choose_threshold": notebook})
+            for name, (cell, _check, notebook) in THRESHOLD_MISTAKES.items()]
+CORRECT += [Correct(name=f"threshold_{name}", cells={"choose_threshold": cell})
+            for name, cell in CORRECT_THRESHOLD.items()]
