@@ -503,7 +503,7 @@ def parse_columns(items: list[str] | None) -> dict[str, str]:
         assignment, sep, header = item.partition("=")
         if not sep or not assignment.strip() or not header.strip():
             raise ExportError(f"--column {item!r}: write ASSIGNMENT=COLUMN NAME, e.g. --column "
-                              "'07_capstone=Capstone project (40007)'")
+                              "'08_capstone=Capstone project (40007)'")
         explicit[assignment.strip()] = header.strip()
     return explicit
 

@@ -1,7 +1,7 @@
 """A graded class as autograde leaves it, and the files its LMS gives the instructor, built without running
 a notebook: the tests of `export`, `feedback-bundle` and `similarity` read these.
 
-Two classes, each with 01_tensors and 07_capstone graded (both out of 10):
+Two classes, each with 01_tensors and 08_capstone graded (both out of 10):
 
 * CANVAS_CLASS: hand-ins from a Canvas download (`smithjohn_4242_998877_...`, a LATE one), nbgrader
   folders named by a login (`jperez`) or a Canvas user id (`4247`), the course's own naming with an email
@@ -11,7 +11,7 @@ Two classes, each with 01_tensors and 07_capstone graded (both out of 10):
   Possible` row, read-only totals, the test student, a student who never handed anything in, an
   excused capstone and a grade already entered by hand.
 * MOODLE_CLASS: a Moodle download (folders and the flat form), an nbgrader folder named by a Moodle
-  username, a student with no hand-in. The rosters are the 07_capstone grading worksheet (`Participant
+  username, a student with no hand-in. The rosters are the 08_capstone grading worksheet (`Participant
   123`, written as PHP's fputcsv writes it) and the course gradebook's plain-text export.
 
 The capstones of CANVAS_CLASS: four honest, differently written solutions, one disguised copy of
@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from grader import course, notebooks
+from grader.autograde import report
 
-TENSORS, CAPSTONE = "01_tensors", "07_capstone"
+TENSORS, CAPSTONE = "01_tensors", "08_capstone"
 MAX_SCORE = 10.0
 STUB = '# YOUR CODE HERE\nraise NotImplementedError("Replace this line with your code (see the docstring above).")'
 
@@ -397,7 +398,7 @@ class Hand:
     path: str  # in the download, as intake.csv gives it
     score: float
     status: str = "ok"
-    capstone: dict[str, list[str]] | None = None  # the code of their capstone (07_capstone only)
+    capstone: dict[str, list[str]] | None = None  # the code of their capstone (08_capstone only)
 
 
 @dataclass
@@ -409,19 +410,19 @@ class GradedClass:
 
 CANVAS_HANDS = [
     Hand("smithjohn_4242", TENSORS, "smithjohn_4242_998877_01_tensors.ipynb", 10),
-    Hand("smithjohn_4242", CAPSTONE, "smithjohn_4242_998901_07_capstone.ipynb", 9.5, capstone=HONEST_A),
+    Hand("smithjohn_4242", CAPSTONE, "smithjohn_4242_998901_08_capstone.ipynb", 9.5, capstone=HONEST_A),
     Hand("doejane_4243", TENSORS, "doejane_LATE_4243_998878_01_tensors-1.ipynb", 0, status="error"),
-    Hand("doejane_4243", CAPSTONE, "doejane_4243_998902_07_capstone.ipynb", 9, capstone=COPY_OF_A),
+    Hand("doejane_4243", CAPSTONE, "doejane_4243_998902_08_capstone.ipynb", 9, capstone=COPY_OF_A),
     Hand("jperez", TENSORS, "jperez/01_tensors/01_tensors.ipynb", 9),
-    Hand("jperez", CAPSTONE, "jperez/07_capstone/07_capstone.ipynb", 10, capstone=HONEST_B),
+    Hand("jperez", CAPSTONE, "jperez/08_capstone/08_capstone.ipynb", 10, capstone=HONEST_B),
     Hand("an.nguyen", TENSORS, "an.nguyen_01_tensors.ipynb", 7),
     Hand("an.nguyen", CAPSTONE, "", 0, status="missing"),
     Hand("4247", TENSORS, "4247/01_tensors/01_tensors.ipynb", 8.5),
-    Hand("4247", CAPSTONE, "4247/07_capstone/07_capstone.ipynb", 10, capstone=HONEST_C),
+    Hand("4247", CAPSTONE, "4247/08_capstone/08_capstone.ipynb", 10, capstone=HONEST_C),
     Hand("kimsoo_4248", TENSORS, "kimsoo_4248_998880_01_tensors.ipynb", 6),
-    Hand("kimsoo_4248", CAPSTONE, "kimsoo_4248_998904_07_capstone.ipynb", 0, capstone=UNSOLVED),
+    Hand("kimsoo_4248", CAPSTONE, "kimsoo_4248_998904_08_capstone.ipynb", 0, capstone=UNSOLVED),
     Hand("mary_ann", TENSORS, "mary_ann/01_tensors/01_tensors.ipynb", 10),
-    Hand("mary_ann", CAPSTONE, "mary_ann/07_capstone/07_capstone.ipynb", 8, capstone=HONEST_D),
+    Hand("mary_ann", CAPSTONE, "mary_ann/08_capstone/08_capstone.ipynb", 8, capstone=HONEST_D),
 ]
 
 # Canvas's "Export Entire Gradebook" for this course (UTF-8 with BOM, CRLF), rows as Canvas writes them.
@@ -430,7 +431,7 @@ CANVAS_TOTALS = ["Notebooks Current Score", "Notebooks Unposted Current Score", 
                  "Unposted Final Score", "Current Grade", "Unposted Current Grade", "Final Grade",
                  "Unposted Final Grade"]
 CANVAS_HEADER = (["Student", "ID", "SIS User ID", "SIS Login ID", "Root Account", "Section", "01_tensors (40001)",
-                  "02_autograd (40002)", "07_capstone (40007)"] + CANVAS_TOTALS)
+                  "02_autograd (40002)", "08_capstone (40007)"] + CANVAS_TOTALS)
 CANVAS_ROWS = [
     ["", "", "", "", "", "", "Manual Posting", "", ""] + [""] * len(CANVAS_TOTALS),
     ["    Points Possible", "", "", "", "", "", "10.00", "10.00", "20.00"] + ["(read only)"] * len(CANVAS_TOTALS),
@@ -454,17 +455,17 @@ CANVAS_ROWS = [
 
 MOODLE_HANDS = [
     Hand("john_smith_123", TENSORS, "John Smith_123_assignsubmission_file_/01_tensors.ipynb", 10),
-    Hand("john_smith_123", CAPSTONE, "John Smith_123_assignsubmission_file_/07_capstone.ipynb", 9.5),
+    Hand("john_smith_123", CAPSTONE, "John Smith_123_assignsubmission_file_/08_capstone.ipynb", 9.5),
     Hand("jose_perez_124", TENSORS, "José Pérez_124_assignsubmission_file_01_tensors.ipynb", 4),
-    Hand("jose_perez_124", CAPSTONE, "José Pérez_124_assignsubmission_file_07_capstone.ipynb", 7.25),
+    Hand("jose_perez_124", CAPSTONE, "José Pérez_124_assignsubmission_file_08_capstone.ipynb", 7.25),
     Hand("amelie_durand_125", TENSORS, "Amélie Durand_125_assignsubmission_file_/01_tensors.ipynb", 8),
     Hand("amelie_durand_125", CAPSTONE, "", 0, status="missing"),
     Hand("jdoe7", TENSORS, "jdoe7/01_tensors/01_tensors.ipynb", 9),
-    Hand("jdoe7", CAPSTONE, "jdoe7/07_capstone/07_capstone.ipynb", 6),
+    Hand("jdoe7", CAPSTONE, "jdoe7/08_capstone/08_capstone.ipynb", 6),
 ]
 
-# The 07_capstone grading worksheet, as Moodle writes it (BOM, LF, PHP fputcsv's quoting).
-MOODLE_WORKSHEET_NAME = "Grades-PYT101-07_capstone-5512.csv"
+# The 08_capstone grading worksheet, as Moodle writes it (BOM, LF, PHP fputcsv's quoting).
+MOODLE_WORKSHEET_NAME = "Grades-PYT101-08_capstone-5512.csv"
 MOODLE_WORKSHEET = [
     ["Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade", "Grade can be changed",
      "Last modified (submission)", "Last modified (grade)", "Feedback comments"],
@@ -482,7 +483,7 @@ MOODLE_WORKSHEET = [
 # The course gradebook, Grades → Export → Plain text file (no BOM, LF).
 MOODLE_GRADEBOOK = [
     ["First name", "Last name", "ID number", "Institution", "Department", "Email address",
-     "Assignment: 01_tensors (Real)", "Assignment: 07_capstone (Real)", "Course total (Real)",
+     "Assignment: 01_tensors (Real)", "Assignment: 08_capstone (Real)", "Course total (Real)",
      "Last downloaded from this course"],
     ["John", "Smith", "S2001", "", "", "john.smith@uni.example.edu", "-", "-", "-", "1793952000"],
     ["José", "Pérez", "S2002", "", "", "jose.perez@uni.example.edu", "-", "-", "-", "1793952000"],
@@ -517,15 +518,12 @@ def feedback_page(student: str, assignment: str, notebook: str) -> str:
 
 def _write_grading(grading: Path, hands: list[Hand]) -> None:
     grading.mkdir(parents=True, exist_ok=True)
-    with open(grading / "grades.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student_id", "assignment", "score", "max_score", "status", "detail", "needs_manual_grade",
-                         "timestamp", "late_submission_penalty", "sha256"])
-        for hand in sorted(hands, key=lambda h: (h.student, h.assignment)):
-            detail = {"missing": "nothing handed in for this assignment",
-                      "error": "the grader failed on this submission; rerun"}.get(hand.status, "")
-            writer.writerow([hand.student, hand.assignment, hand.score, MAX_SCORE if hand.status != "error" else 0,
-                             hand.status, detail, False, "", 0.0, "0" * 64])
+    report.write_rows(grading / report.GRADES_CSV, [  # as autograde writes it
+        report.Row(hand.student, hand.assignment, hand.score, MAX_SCORE if hand.status != "error" else 0,
+                   hand.status, {"missing": "nothing handed in for this assignment",
+                                 "error": "the grader failed on this submission; rerun"}.get(hand.status, ""),
+                   raw_score=hand.score, sha256="0" * 64)
+        for hand in sorted(hands, key=lambda h: (h.student, h.assignment))])
     with open(grading / "intake.csv", "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "student_id", "assignment", "outcome", "reason"])

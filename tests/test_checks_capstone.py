@@ -1,4 +1,4 @@
-"""Do the hidden checks of exercise 07 accept correct code, catch leaks from the reserved rows, and
+"""Do the hidden checks of exercise 08 accept correct code, catch leaks from the reserved rows, and
 explain each wrong answer?"""
 
 import json
@@ -354,7 +354,7 @@ def numpy_statistics(X_train, y_train):
 
 def test_notebook_setup_makes_the_same_split():
     """Does the locked setup cell split the data with the constants the checks use?"""
-    nb = json.loads((course.SOLUTIONS / "07_capstone" / "07_capstone.ipynb").read_text())
+    nb = json.loads((course.SOLUTIONS / "08_capstone" / "08_capstone.ipynb").read_text())
     cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in nb["cells"]}
     setup = "".join(cells["setup"]["source"])
     assert f"test_size={capstone.RESERVED_FRACTION}, random_state={capstone.RESERVED_SEED}" in setup
@@ -499,7 +499,7 @@ def test_every_standard_layer_the_judge_rebuilds_is_scored(name):
 
 def test_the_notebook_lists_what_the_judge_accepts():
     """Does Part E state the training budget and name every kind of layer the judge can rebuild?"""
-    nb = json.loads((course.SOLUTIONS / "07_capstone" / "07_capstone.ipynb").read_text())
+    nb = json.loads((course.SOLUTIONS / "08_capstone" / "08_capstone.ipynb").read_text())
     text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert f"{capstone.TRAINING_BUDGET_S} s" in text
     missing = [kind for kind in capstone.REBUILDS if f"`{kind}`" not in text]

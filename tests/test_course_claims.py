@@ -297,3 +297,163 @@ def test_lecture_06_repeats_lecture_05s_numbers(tmp_path):
     )
     accuracy = {number: _one(_TEST_ACCURACY, text, f"lecture {number}") for number, text in printed.items()}
     assert accuracy["05"] == accuracy["06"], f"test accuracy: lecture 05 printed {accuracy['05']}, 06 {accuracy['06']}"
+
+
+# The pictures of lectures 01, 02, 03 and 05 (drawn by tests/lecture_figures.py) -----------------------------
+
+_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)")
+
+
+def test_lecture_figures_are_embedded_attachments():
+    """Is every picture of tests/lecture_figures.py in its lecture as a PNG attachment that its cell shows, and does
+    no lecture load an image from a file next to it (which a notebook opened alone in Colab does not have)?"""
+    import base64
+
+    import lecture_figures
+
+    problems = []
+    for figure in lecture_figures.FIGURES:
+        cells = {cell.id: cell for cell in notebooks.read(course.LECTURES / figure.lecture).cells}
+        cell = cells.get(figure.cell_id)
+        if cell is None:
+            problems.append(f"{figure.lecture}: no cell {figure.cell_id}; run `python tests/lecture_figures.py`")
+            continue
+        data = cell.get("attachments", {}).get(figure.name, {}).get("image/png", "")
+        if not base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n"):
+            problems.append(f"{figure.lecture} cell {figure.cell_id}: no PNG attachment {figure.name}")
+        if f"(attachment:{figure.name})" not in cell.source:
+            problems.append(f"{figure.lecture} cell {figure.cell_id} does not show attachment:{figure.name}")
+    for path in course.lecture_paths():
+        for where, kind, text in _texts(path):
+            for target in _MARKDOWN_IMAGE.findall(text) if kind == "markdown" else ():
+                if not target.startswith(("attachment:", "https:")):
+                    problems.append(f"{where}: image {target} is a separate file; embed it as an attachment")
+    assert not problems, "\n".join(problems)
+
+
+def test_lecture_figures_survive_release_and_render_in_the_book():
+    """Does `python -m grader release` (notebooks.clean) keep the attachments, and does the book's exporter turn
+    each one into an embedded image, with no link left that the book reports as broken?"""
+    import lecture_figures
+
+    from grader import book
+
+    for lecture in sorted({figure.lecture for figure in lecture_figures.FIGURES}):
+        path = course.LECTURES / lecture
+        nb = notebooks.read(path)
+        cleaned = notebooks.clean(nb)
+        names = [figure.name for figure in lecture_figures.FIGURES if figure.lecture == lecture]
+        kept = {name for cell in cleaned.cells for name in cell.get("attachments", {})}
+        assert set(names) <= kept, f"release drops attachments of {lecture}: {set(names) - kept}"
+        only_markdown = nbformat.v4.new_notebook(cells=[c for c in cleaned.cells if c.cell_type == "markdown"])
+        only_markdown.metadata.update(course.NOTEBOOK_METADATA)
+        html, _ = book._exporter().from_notebook_node(only_markdown)
+        assert "attachment:" not in html, f"the book leaves an attachment of {lecture} unresolved"
+        assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= len(names), lecture
+        _, broken = book.relink(html, path.resolve(), {})
+        assert not [link for link in broken if "attachment" in link or link.endswith(".png")], broken
+
+
+def test_what_the_figures_say_is_what_torch_does():
+    """The node names drawn in lecture 02's graphs, the gradients of c = a * b, the parameter count of lecture 03's
+    10 -> 32 -> 64 -> 1 picture and the sums in lecture 01's broadcasting picture."""
+    import torch
+    from torch import nn
+
+    a, b = torch.tensor(15.0, requires_grad=True), torch.tensor(20.0, requires_grad=True)
+    c = a * b
+    assert c.grad_fn.name() == "MulBackward0"
+    c.backward()
+    assert (a.grad.item(), b.grad.item()) == (20.0, 15.0)
+    x, p, y = torch.linspace(0.5, 2.0, 5), torch.tensor(1.0, requires_grad=True), torch.ones(5)
+    node, names = ((x ** p - y) ** 2).mean().grad_fn, []
+    while node is not None:
+        names.append(node.name())
+        inner = [fn for fn, _ in node.next_functions if fn is not None and not fn.name().endswith("AccumulateGrad")]
+        node = inner[0] if inner else None
+    assert names == ["MeanBackward0", "PowBackward0", "SubBackward0", "PowBackward1"], names
+    mlp = nn.Sequential(nn.Linear(10, 32), nn.ReLU(), nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 1))
+    assert [p.numel() for p in mlp.parameters()] == [320, 32, 2048, 64, 64, 1]
+    assert sum(p.numel() for p in mlp.parameters()) == 2529
+    col, row = torch.tensor([[0.0], [10.0], [20.0]]), torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert (col + row).tolist() == [[1, 2, 3, 4], [11, 12, 13, 14], [21, 22, 23, 24]]
+
+
+# Executed: what lectures 04, 05 and 06 say about their later sections ----------------------------------------
+
+_SWEEP = re.compile(r"lr ([\d.e-]+): validation loss after 5 epochs (\d\.\d{4}), lowest (\d\.\d{4}) in epoch (\d+), "
+                    r"after 40 epochs (\d\.\d{4})")
+
+
+@pytest.mark.notebook
+def test_later_sections_of_lectures_04_to_06_print_what_their_text_says(tmp_path):
+    """Lecture 05: 3e-4 still falling and far behind after 40 epochs, 3e-2 best after 5 epochs then climbing,
+    three TensorBoard runs logged; lr 0.5 turns the loss into nan and 0.05 does not; "overfit one batch" reaches
+    a tiny loss and the stale optimizer leaves it unchanged; the out-of-range label and the anomaly are readable;
+    GPU-only cells say they skipped. Lecture 06: the resumed run matches exactly and the exported program gives
+    identical logits. Lecture 04: a batch of dictionaries keeps the keys, stacks tensors and lists strings."""
+    import torch
+
+    specs = kernel_specs(tmp_path / "kernels")
+    printed = {}
+    for number in ("04", "05", "06"):
+        path = _lecture(number)
+        nb, _ = run_alone(nbformat.read(path, as_version=4), path.name, tmp_path / number, specs)
+        assert not errors(nb), f"{path.name} raised: {errors(nb)}"
+        printed[number] = _printed(nb)
+    text = printed["05"]
+    sweep = {float(lr): (float(v5), float(low), int(at), float(last)) for lr, v5, low, at, last in _SWEEP.findall(text)}
+    assert set(sweep) == {3e-4, 3e-3, 3e-2}, text
+    assert sweep[3e-4][2] == 40 and sweep[3e-4][3] > 3 * sweep[3e-3][1], "3e-4 should still fall and lag far behind"
+    assert sweep[3e-3][1] < sweep[3e-2][1] < sweep[3e-4][1], "3e-3 should reach the lowest validation loss"
+    assert sweep[3e-2][0] < min(sweep[3e-3][0], sweep[3e-4][0]), "3e-2 should be the lowest after 5 epochs"
+    assert sweep[3e-2][3] > 2 * sweep[3e-2][1], "3e-2's validation loss should climb after its minimum"
+    assert "runs logged: ['lr=0.0003', 'lr=0.003', 'lr=0.03']" in text
+    assert re.search(r"lr 0\.05: .*first non-finite loss at step None", text)
+    assert re.search(r"lr 0\.5: .*after 100 steps nan \| first non-finite loss at step \d+", text)
+    before, after = map(float, re.search(r"correct loop: loss on the batch (\d\.\d{4}) -> (\d\.\d{4})", text).groups())
+    assert after < 0.01 < before
+    stale = re.search(r"stale optimizer: loss on the batch (\d\.\d{4}) -> (\d\.\d{4})", text).groups()
+    assert stale[0] == stale[1]
+    assert "IndexError: Target 3 is out of bounds." in text
+    assert "RuntimeError: Function 'SqrtBackward0' returned nan values" in text
+    assert "autocast to torch.bfloat16: weights torch.float32, logits torch.bfloat16, loss torch.float32" in text \
+        or torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        assert text.count("No CUDA GPU here") == 2, "each GPU-only cell should say it skipped"
+    assert "largest weight difference to the uninterrupted run: 0.0\n" in printed["06"]
+    assert "exported program, all 114 test rows, identical logits: True" in printed["06"]
+    assert "x      -> tensor (4, 30) torch.float32" in printed["04"]
+    assert "source -> list ['breast_cancer', 'breast_cancer', 'breast_cancer', 'breast_cancer']" in printed["04"]
+
+
+# Executed: lecture 07 states parameter counts, split sizes and which model wins -------------------------
+
+_ACCURACY_07 = re.compile(r"(MLP|CNN): ([\d,]+) parameters, test accuracy (\d\.\d{4})")
+_TOP_07 = re.compile(r"top-1 accuracy (\d\.\d{4}), top-2 accuracy (\d\.\d{4})")
+
+
+@pytest.mark.notebook
+def test_lecture_07_states_what_it_prints(tmp_path):
+    """Do lecture 07's statements (split sizes, parameter counts, the CNN beating the MLP by a few digits, top-2
+    beating top-1) match what it prints when run alone, and does it run within its budget?"""
+    path = _lecture("07")
+    text = "\n".join(cell.source for cell in notebooks.read(path).cells if cell.cell_type == "markdown")
+    nb, seconds = run_alone(nbformat.read(path, as_version=4), path.name, tmp_path / "07", kernel_specs(tmp_path / "k"))
+    assert not errors(nb), f"{path.name} raised: {errors(nb)}"
+    printed = _printed(nb)
+    found = {name: (count, float(accuracy)) for name, count, accuracy in _ACCURACY_07.findall(printed)}
+    assert set(found) == {"MLP", "CNN"}, f"lecture 07 should print both models' parameters and accuracy: {found}"
+    for name, (count, _) in found.items():
+        assert f"{name}'s {count}" in text or f"{name} has {count}" in text, f"the text should state {name}: {count}"
+    assert "1,797" in text and "(1,437 images)" in text and "(360 images)" in text
+    assert "train (1437, 1, 8, 8)  test (360, 1, 8, 8)" in printed
+    digits_better = round((found["CNN"][1] - found["MLP"][1]) * 360)
+    assert 1 <= digits_better <= 10, f"the text says the CNN gets a few more test digits right: {digits_better}"
+    counts = {name: int(count.replace(",", "")) for name, (count, _) in found.items()}
+    assert counts["CNN"] < counts["MLP"] and "about two thirds of the parameters" in text
+    assert round(counts["CNN"] / counts["MLP"], 1) in (0.6, 0.7)
+    top1, top2 = map(float, _TOP_07.search(printed).groups())
+    assert top2 > top1, "the text says the two best guesses are right more often than the first"
+    measured = re.search(r"measured: ([\d.]+) s in a fresh kernel", text)
+    assert measured and float(measured.group(1)) < course.LECTURE_BUDGET_S and seconds < course.LECTURE_BUDGET_S * 2

@@ -70,18 +70,18 @@ def test_canvas_class(tmp_path, capsys):
     assert sorted(zips["canvas/01_tensors.zip"]) == [
         "doejane_LATE_4243_998878_01_tensors-feedback.html", "kimsoo_4248_998880_01_tensors-feedback.html",
         "smithjohn_4242_998877_01_tensors-feedback.html"]
-    assert sorted(zips["canvas/07_capstone.zip"]) == [
-        "doejane_4243_998902_07_capstone-feedback.html", "kimsoo_4248_998904_07_capstone-feedback.html",
-        "smithjohn_4242_998901_07_capstone-feedback.html"]
+    assert sorted(zips["canvas/08_capstone.zip"]) == [
+        "doejane_4243_998902_08_capstone-feedback.html", "kimsoo_4248_998904_08_capstone-feedback.html",
+        "smithjohn_4242_998901_08_capstone-feedback.html"]
     # Canvas finds the user by the first all-digit part of the name: each must be its student's user id.
     intake = _intake(graded.grading)
-    for archive in ("canvas/01_tensors.zip", "canvas/07_capstone.zip"):
+    for archive in ("canvas/01_tensors.zip", "canvas/08_capstone.zip"):
         for entry in zips[archive]:
             user_id = [part for part in entry.split("_") if part.isdigit()][0]
             assert _owner_of_entry(archive, entry, intake).endswith("_" + user_id), entry
     assert {z for z in zips if z.startswith("students/")} == {
         "students/4247.zip", "students/an.nguyen.zip", "students/jperez.zip", "students/mary_ann.zip"}
-    assert sorted(zips["students/jperez.zip"]) == ["01_tensors/01_tensors.html", "07_capstone/07_capstone.html"]
+    assert sorted(zips["students/jperez.zip"]) == ["01_tensors/01_tensors.html", "08_capstone/08_capstone.html"]
     assert _assert_no_page_goes_to_another_student(out, graded.grading) == len(graded.hands)
     assert "Re-Upload Submissions" in report and "send it to that student" in report
     assert f"{len(graded.hands)} feedback page(s) in 6 zip(s)" in report
@@ -99,11 +99,11 @@ def test_moodle_class(tmp_path, capsys):
         "Amélie Durand_125_assignsubmission_file_/01_tensors-feedback.html",
         "John Smith_123_assignsubmission_file_/01_tensors-feedback.html",
         "José Pérez_124_assignsubmission_file_/01_tensors-feedback.html"]
-    assert sorted(zips["moodle/07_capstone.zip"]) == [
-        "John Smith_123_assignsubmission_file_/07_capstone-feedback.html",
-        "José Pérez_124_assignsubmission_file_/07_capstone-feedback.html"]
+    assert sorted(zips["moodle/08_capstone.zip"]) == [
+        "John Smith_123_assignsubmission_file_/08_capstone-feedback.html",
+        "José Pérez_124_assignsubmission_file_/08_capstone-feedback.html"]
     # Amélie handed in no capstone, so Moodle has no participant folder for it: her page goes to her own zip.
-    assert sorted(zips["students/amelie_durand_125.zip"]) == ["07_capstone/07_capstone.html"]
+    assert sorted(zips["students/amelie_durand_125.zip"]) == ["08_capstone/08_capstone.html"]
     assert _assert_no_page_goes_to_another_student(out, graded.grading) == len(graded.hands)
     assert "Upload multiple feedback files in a zip" in report
 
@@ -145,10 +145,10 @@ def test_rerun_replaces_and_foreign_folders_are_refused(tmp_path, capsys):
     out = tmp_path / "feedback-upload"
     assert _bundle(capsys, graded.grading, out)[0] == 0
     assert (out / "students" / "mary_ann.zip").is_file()
-    code, _ = _bundle(capsys, graded.grading, out, "--assignment", "07_capstone")
+    code, _ = _bundle(capsys, graded.grading, out, "--assignment", "08_capstone")
     assert code == 0
     assert (out / "students" / "mary_ann.zip").is_file() and not (out / "canvas" / "01_tensors.zip").exists()
-    assert all("07_capstone" in e for entries in _zips(out).values() for e in entries)
+    assert all("08_capstone" in e for entries in _zips(out).values() for e in entries)
 
     foreign = tmp_path / "mine"
     foreign.mkdir()

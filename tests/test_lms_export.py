@@ -47,7 +47,7 @@ def test_canvas_grades_land_in_each_students_row(canvas):
     graded, out, code, _ = canvas
     assert code == 0
     rows = _by_login(_rows(out.read_bytes()))
-    tensors, capstone = CANVAS_HEADER.index("01_tensors (40001)"), CANVAS_HEADER.index("07_capstone (40007)")
+    tensors, capstone = CANVAS_HEADER.index("01_tensors (40001)"), CANVAS_HEADER.index("08_capstone (40007)")
     assert {rows[i][0]: (rows[i][tensors], rows[i][capstone]) for i in ("4242", "4244", "4245", "4247", "4248")} == {
         "Smith, John": ("10", "19"),  # smithjohn_4242: the Canvas download's user id; capstone 9.5/10 -> 19/20
         "Pérez, José": ("9", "20"),  # jperez: the SIS Login ID; 6.00 entered by hand is replaced
@@ -69,7 +69,7 @@ def test_canvas_file_is_byte_for_byte_the_export_except_the_grades(canvas):
     assert b"\n" not in after.replace(b"\r\n", b"")
     lines_before, lines_after = before.split(b"\r\n"), after.split(b"\r\n")
     assert len(lines_before) == len(lines_after)
-    grade_columns = {CANVAS_HEADER.index("01_tensors (40001)"), CANVAS_HEADER.index("07_capstone (40007)")}
+    grade_columns = {CANVAS_HEADER.index("01_tensors (40001)"), CANVAS_HEADER.index("08_capstone (40007)")}
     changed = 0
     for old, new in zip(lines_before, lines_after):
         if old == new:
@@ -90,13 +90,13 @@ def test_canvas_report_names_everyone_not_written(canvas):
     _, out, code, report = canvas
     assert code == 0 and out.is_file()
     assert "NOT IN THE ROSTER" in report and "\n  mary_ann" in report
-    assert "NO GRADE" in report and "01_tensors / Okafor, Chidi" in report and "07_capstone / Okafor, Chidi" in report
+    assert "NO GRADE" in report and "01_tensors / Okafor, Chidi" in report and "08_capstone / Okafor, Chidi" in report
     assert "Doe, Jane" in report and "grading failed" in report
-    assert "07_capstone / Li, Wei" in report and "excused (EX)" in report
+    assert "08_capstone / Li, Wei" in report and "excused (EX)" in report
     assert "Pérez, José" in report and "6.00 -> 9" in report
     assert "scaled by 2" in report and "Grades → Import" in report
     assert "Student, Test" not in report
-    assert "0 written because nothing was handed in" in report and "07_capstone / Nguyen, An" in report
+    assert "0 written because nothing was handed in" in report and "08_capstone / Nguyen, An" in report
 
 
 def test_moodle_worksheet_by_participant_number(tmp_path, capsys):
@@ -132,7 +132,7 @@ def test_moodle_worksheet_needs_its_assignment_when_the_name_does_not_say(tmp_pa
                            str(graded.grading / "grades.csv"), "--out", str(out))
     assert code == 1 and "--assignment" in report and not out.exists()
     code, report = _export(capsys, "--lms", "moodle", "--roster", str(renamed), "--grades",
-                           str(graded.grading / "grades.csv"), "--out", str(out), "--assignment", "07_capstone")
+                           str(graded.grading / "grades.csv"), "--out", str(out), "--assignment", "08_capstone")
     assert code == 0 and out.is_file()
 
 
@@ -208,7 +208,7 @@ def test_refusals_write_nothing_and_say_why(tmp_path, capsys, problem, args, wor
 def test_column_option_maps_a_differently_named_assignment(tmp_path, capsys):
     """When Canvas calls the capstone "Final project (40007)", does --column put its grades there?"""
     graded = canvas_class(tmp_path)
-    header = [h if h != "07_capstone (40007)" else "Final project (40007)" for h in CANVAS_HEADER]
+    header = [h if h != "08_capstone (40007)" else "Final project (40007)" for h in CANVAS_HEADER]
     from lms_class import CANVAS_ROWS
 
     roster = tmp_path / "renamed.csv"
@@ -216,10 +216,10 @@ def test_column_option_maps_a_differently_named_assignment(tmp_path, capsys):
     out = tmp_path / "out.csv"
     code, report = _export(capsys, "--lms", "canvas", "--roster", str(roster), "--grades",
                            str(graded.grading / "grades.csv"), "--out", str(out))
-    assert code == 0 and "07_capstone: no column" in report and "--column 07_capstone=NAME" in report
+    assert code == 0 and "08_capstone: no column" in report and "--column 08_capstone=NAME" in report
     code, report = _export(capsys, "--lms", "canvas", "--roster", str(roster), "--grades",
                            str(graded.grading / "grades.csv"), "--out", str(out), "--column",
-                           "07_capstone=Final project (40007)")
+                           "08_capstone=Final project (40007)")
     assert code == 0 and "'Final project (40007)': 5 grade(s)" in report
 
 
@@ -249,13 +249,13 @@ def test_table_edit_changes_one_field_only():
 
 
 def test_a_worksheet_named_for_another_assignment_is_refused(tmp_path, capsys):
-    """A 07_capstone worksheet given with grades of 01_tensors only: is it refused rather than filled with the
+    """A 08_capstone worksheet given with grades of 01_tensors only: is it refused rather than filled with the
     wrong assignment's grades?"""
     graded = moodle_class(tmp_path)
     out = tmp_path / "out.csv"
     code, report = _export(capsys, "--lms", "moodle", "--roster", str(graded.rosters["worksheet"]), "--grades",
                            str(graded.grading / "grades.csv"), "--out", str(out), "--assignment", "01_tensors")
-    assert code == 1 and "grading worksheet of 07_capstone" in report and not out.exists()
+    assert code == 1 and "grading worksheet of 08_capstone" in report and not out.exists()
 
 
 def test_a_name_never_takes_a_row_an_id_matched(tmp_path, capsys):

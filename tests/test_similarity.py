@@ -28,9 +28,9 @@ def test_disguised_copy_tops_the_list_offline(tmp_path, capsys, offline):
     twice the most similar honest pair, with the unsolved capstone left out (only the given code) and the
     student with no capstone listed?"""
     graded = canvas_class(tmp_path)
-    assert cli.main(["similarity", "07_capstone", str(graded.grading)]) == 0
+    assert cli.main(["similarity", "08_capstone", str(graded.grading)]) == 0
     out = capsys.readouterr().out
-    result = similarity.compare("07_capstone", graded.grading)
+    result = similarity.compare("08_capstone", graded.grading)
     top = result.pairs[0]
     assert (top.a, top.b) == COPIED
     assert min(top.share_a, top.share_b) >= 0.8
@@ -41,7 +41,7 @@ def test_disguised_copy_tops_the_list_offline(tmp_path, capsys, offline):
     assert "kimsoo_4248" in result.skipped and "unsolved" in result.skipped["kimsoo_4248"]
     assert "an.nguyen" not in result.skipped  # grades.csv says missing: nothing to look for
     assert re.search(r"1\. doejane_4243\s+smithjohn_4242\s+9\d% +9\d%", out), out
-    assert "report: " in out and (graded.grading / "similarity" / "07_capstone.html").is_file()
+    assert "report: " in out and (graded.grading / "similarity" / "08_capstone.html").is_file()
 
 
 def test_report_is_static_and_escapes_student_code(tmp_path, offline, monkeypatch):
@@ -49,9 +49,9 @@ def test_report_is_static_and_escapes_student_code(tmp_path, offline, monkeypatc
     monkeypatch.setattr(similarity, "CONTEXT_LINES", -1)  # every line shown, not only those near shared code
     graded = canvas_class(tmp_path)
     hostile = {**HONEST_B, "predict": ['return "</pre><script>alert(1)</script>" and predict_raw(model, X)']}
-    notebooks.write(capstone(hostile), graded.grading / "work" / "submitted" / "jperez" / "07_capstone" /
-                    "07_capstone.ipynb")
-    result = similarity.compare("07_capstone", graded.grading, top=50)
+    notebooks.write(capstone(hostile), graded.grading / "work" / "submitted" / "jperez" / "08_capstone" /
+                    "08_capstone.ipynb")
+    result = similarity.compare("08_capstone", graded.grading, top=50)
     page = result.report.read_text()
     assert "<script" not in page.lower() and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "default-src 'none'" in page
@@ -64,9 +64,9 @@ def test_identical_unsolved_notebooks_are_not_a_match(tmp_path):
     the instructor told there is nothing to compare?"""
     grading = tmp_path / "grading"
     for student in ("a", "b"):
-        notebooks.write(capstone(UNSOLVED), grading / "work" / "submitted" / student / "07_capstone" /
-                        "07_capstone.ipynb")
-    result = similarity.compare("07_capstone", grading)
+        notebooks.write(capstone(UNSOLVED), grading / "work" / "submitted" / student / "08_capstone" /
+                        "08_capstone.ipynb")
+    result = similarity.compare("08_capstone", grading)
     assert result.students == [] and result.pairs == []
     assert set(result.skipped) == {"a", "b"}
 
@@ -75,11 +75,11 @@ def test_only_the_students_of_grades_csv_and_the_first_copy_found(tmp_path):
     """Is a notebook left in the staging folder by another class ignored when grades.csv does not list its
     student, and does a --submitted folder come before autograde's own staging folder?"""
     graded = canvas_class(tmp_path)
-    stray = graded.grading / "work" / "submitted" / "someone_else" / "07_capstone" / "07_capstone.ipynb"
+    stray = graded.grading / "work" / "submitted" / "someone_else" / "08_capstone" / "08_capstone.ipynb"
     notebooks.write(capstone(HONEST_A), stray)
     first = tmp_path / "resubmitted"
-    notebooks.write(capstone(HONEST_B), first / "smithjohn_4242" / "07_capstone" / "07_capstone.ipynb")
-    result = similarity.compare("07_capstone", graded.grading, extra=[first])
+    notebooks.write(capstone(HONEST_B), first / "smithjohn_4242" / "08_capstone" / "08_capstone.ipynb")
+    result = similarity.compare("08_capstone", graded.grading, extra=[first])
     assert "someone_else" not in result.students
     assert result.sources["smithjohn_4242"] == first
     top = result.pairs[0]  # smithjohn_4242's resubmitted capstone is jperez's, word for word
@@ -91,6 +91,6 @@ def test_errors_are_named(tmp_path, capsys):
     what to do?"""
     assert cli.main(["similarity", "nope", str(tmp_path)]) == 1
     assert "no assignment named nope" in capsys.readouterr().out
-    assert cli.main(["similarity", "07_capstone", str(tmp_path)]) == 1
+    assert cli.main(["similarity", "08_capstone", str(tmp_path)]) == 1
     out = capsys.readouterr().out
     assert "0 student(s)" in out and "autograde" in out
