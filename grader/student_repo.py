@@ -35,7 +35,8 @@ DEVCONTAINER = Path(__file__).resolve().parent / "templates" / "student_devconta
 CPU_TORCH_INDEX = "https://download.pytorch.org/whl/cpu"
 # What students install: the notebooks' packages, JupyterLab, and nbgrader for its Validate button
 # and Assignments list. Version ranges come from this repository's requirements.txt.
-STUDENT_PACKAGES = ("torch", "numpy", "matplotlib", "scikit-learn", "tqdm", "jupyterlab", "ipykernel", "nbgrader")
+STUDENT_PACKAGES = ("torch", "numpy", "matplotlib", "scikit-learn", "tqdm", "tensorboard", "jupyterlab", "ipykernel",
+                    "nbgrader")
 _SKIPPED = {".ipynb_checkpoints", "__pycache__", ".DS_Store"}
 _HEADING = re.compile(r"^#\s+(.+?)\s*$", re.M)
 _UNIT_PREFIX = re.compile(r"^(Exercise\s+)?\d+\s*·\s*")

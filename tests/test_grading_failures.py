@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from mutant_bank.grading import submission
 from nbgrader.api import Gradebook
 
 from grader import notebooks
-from grader.autograde import judge, report, run, sandbox, worker
+from grader.autograde import report, run, sandbox, trusted, worker
 
 pytestmark = pytest.mark.notebook
 
@@ -57,11 +59,13 @@ def _disk_full_for(victim: str, original):
 
 
 def _judge_raises(original):
-    def apply(executed, trusted):
-        if any("VICTIM_JUDGE" in cell.source for cell in trusted.cells):
+    """The trusted pool's judging, except that it raises on the victim's notebook (as its process would pass on
+    any exception of a judge)."""
+    def judge(self, executed, sanitized, judged, max_bytes):
+        if "VICTIM_JUDGE" in Path(sanitized).read_text(encoding="utf-8"):
             raise ValueError("the judge exploded")
-        return original(executed, trusted)
-    return apply
+        return original(self, executed, sanitized, judged, max_bytes)
+    return judge
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +83,13 @@ def runs(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(worker.Worker, "run", _worker_dies_mid_notebook(worker.Worker.run))
         patch.setattr(shutil, "copy", _disk_full_for("copy", shutil.copy))
-        patch.setattr(judge, "apply", _judge_raises(judge.apply))
+        patch.setattr(trusted.Pool, "judge", _judge_raises(trusted.Pool.judge))
         results["broken"] = {r.student_id: r for r in run.autograde_class(subs, out, **kwargs)}
     results["broken timing"] = json.loads((out / report.TIMING_JSON).read_text())
     results["csv"] = report.read_rows(out / report.GRADES_CSV)
     logs = out / run.LOGS
     results["logs"] = {"driver": (logs / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.driver.log").exists(),
-                       "judge": (logs / "judge" / ASSIGNMENT / "nbgrader.log").read_text(),
+                       "judge": (logs / "judge" / ASSIGNMENT / f"{ASSIGNMENT}.judge.log").read_text(),
                        "nbgrader": (logs / "nbgrader" / f"{ASSIGNMENT}.log").read_text()}
     with Gradebook(kwargs["db_url"], course_id="intro-to-pytorch") as gradebook:
         results["gradebook"] = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in results["broken"]}
@@ -114,10 +118,10 @@ def test_a_failure_costs_that_submission_only(runs, student, reason):
 
 
 def test_logs_are_kept_for_the_instructor(runs):
-    """Are each submission's driver log and nbgrader's log kept under the output folder?"""
+    """Are each submission's driver log, its judging failure and nbgrader's log kept under the output folder?"""
     assert runs["logs"]["driver"]
     assert "the judge exploded" in runs["logs"]["judge"]
-    assert "the judge exploded" in runs["logs"]["nbgrader"]
+    assert "[INFO]" in runs["logs"]["nbgrader"]
 
 
 def test_a_grader_change_regrades_and_an_unchanged_rerun_resumes(runs):
@@ -129,3 +133,35 @@ def test_a_grader_change_regrades_and_an_unchanged_rerun_resumes(runs):
         s: ("ok", 10, "") for s in ("alice", "pipe", "copy", "judge")}
     assert runs["unchanged timing"]["notebooks"] == 0
     assert runs["unchanged"] == runs["grader changed"]
+
+
+def _crash():
+    os._exit(3)
+
+
+def test_a_trusted_task_that_hangs_crashes_or_raises_fails_alone():
+    """Does a judge or page that runs too long, raises or kills its process fail that task only, with the pool
+    still serving the next one?"""
+    pool = trusted.Pool(1, 6 * 2**30)
+    try:
+        for task, args, message in [(time.sleep, (30,), "took longer than 1 s"), (int, ("x",), "invalid literal"),
+                                    (_crash, (), "died twice")]:
+            with pytest.raises(Exception, match=message):
+                pool.run(1, task, *args)
+            assert pool.run(5, int, "7") == 7
+    finally:
+        pool.close()
+
+
+def test_an_unguarded_script_is_not_run_again_by_the_trusted_processes(tmp_path):
+    """Does an instructor's grading script without `if __name__ == "__main__"` run once, not once more in each
+    trusted process (which would start a second grading run over the first one's folders)?"""
+    script = tmp_path / "grade.py"
+    script.write_text(
+        "from pathlib import Path\nfrom grader.autograde import trusted\n"
+        "runs = Path(__file__).with_suffix('.runs')\n"
+        "runs.write_text((runs.read_text() if runs.exists() else '') + 'x')\n"
+        "pool = trusted.Pool(2, 6 * 2**30)\nprint(pool.run(60, int, '3'))\npool.close()\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr[-2000:]
+    assert (tmp_path / "grade.runs").read_text() == "x"

@@ -138,22 +138,45 @@ def test_a_check_without_a_judge_fails_closed():
     assert len(errors) == 1 and "no judge for tensors.check_nothing_judges_this" in errors[0]["evalue"], errors
 
 
-def test_replay_takes_points_from_the_trusted_notebook_not_the_executed_copy(tmp_path):
-    """Does a forged executed notebook (points 1000, a test turned into markdown) change no score?"""
+def test_points_come_from_the_trusted_notebook_not_the_executed_copy(tmp_path):
+    """Does a forged executed notebook (points 1000, a wrong answer's observation) earn nothing, through the
+    trusted judging step and then nbgrader's replay?"""
     from nbgrader.utils import determine_grade
 
+    from grader.autograde import trusted
     from grader.autograde.replay import ReplayExecute, executed_path
 
-    trusted = nbformat.v4.new_notebook(cells=[_test_cell([])])
+    trusted_nb = nbformat.v4.new_notebook(cells=[_test_cell([])])
     forged = nbformat.v4.new_notebook(cells=[_test_cell([_observation(wrong_grid)])])
     forged.cells[0].metadata["nbgrader"]["points"] = 1000
-    path = executed_path(tmp_path, "mallory", "01_tensors", "01_tensors")
-    path.parent.mkdir(parents=True)
-    nbformat.write(forged, path)
-    replay = ReplayExecute(executed_directory=str(tmp_path))
+    paths = {name: executed_path(tmp_path / name, "mallory", "01_tensors", "01_tensors")
+             for name in ("trusted", "executed", "judged")}
+    for name, nb in (("trusted", trusted_nb), ("executed", forged)):
+        paths[name].parent.mkdir(parents=True)
+        nbformat.write(nb, paths[name])
+    trusted.judge_notebook(str(paths["executed"]), str(paths["trusted"]), str(paths["judged"]), 2**20)
+    judged = nbformat.read(paths["judged"], as_version=4)
+    assert determine_grade(judged.cells[0]) == (0, 2), "the executed copy's metadata decided the points"
+    judged.cells[0].metadata["nbgrader"]["points"] = 1000  # even a judged copy never decides the points
+    judged.cells[0].outputs = []
+    nbformat.write(judged, paths["judged"])
+    replay = ReplayExecute(judged_directory=str(tmp_path / "judged"))
     ids = {"student": "mallory", "assignment": "01_tensors", "notebook": "01_tensors"}
-    replayed, _ = replay.preprocess(trusted, {"nbgrader": ids})
-    assert determine_grade(replayed.cells[0]) == (0, 2), "the executed copy's metadata decided the points"
+    replayed, _ = replay.preprocess(trusted_nb, {"nbgrader": ids})
+    assert determine_grade(replayed.cells[0]) == (2, 2) and replayed.cells[0].metadata.nbgrader.points == 2
+
+
+def test_an_executed_copy_of_other_cells_is_refused(tmp_path):
+    """Does judging refuse an executed notebook whose cells are not the submission's (fail closed)?"""
+    from grader.autograde import trusted
+
+    other = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('not the submission')")])
+    nbformat.write(nbformat.v4.new_notebook(cells=[_test_cell([])]), tmp_path / "trusted.ipynb")
+    nbformat.write(other, tmp_path / "executed.ipynb")
+    with pytest.raises(trusted.ReplayMismatch):
+        trusted.judge_notebook(str(tmp_path / "executed.ipynb"), str(tmp_path / "trusted.ipynb"),
+                               str(tmp_path / "judged.ipynb"), 2**20)
+    assert not (tmp_path / "judged.ipynb").exists()
 
 
 def test_grading_stops_when_nbgrader_would_execute_student_code_itself(monkeypatch, tmp_path):

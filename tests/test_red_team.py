@@ -144,7 +144,7 @@ def red_team(tmp_path_factory):
         for name, text in (extra_files or {}).items():
             (subs / student / ASSIGNMENT / name).write_text(text)
 
-    expected = {"alice": (10, "ok"), "partly_wrong": (8, "ok"), "wrong_no_attack": (0, "ok")}
+    expected = {"alice": (10, "ok"), "partly_wrong": (8, "ok"), "wrong_no_attack": (0, "ok")}  # HONEST
     hand_in("alice", submission(ASSIGNMENT, {}))
     hand_in("partly_wrong", submission(ASSIGNMENT, {"make_grid": WRONG["make_grid"]}))
     hand_in("wrong_no_attack", submission(ASSIGNMENT, WRONG))
@@ -178,6 +178,7 @@ def red_team(tmp_path_factory):
     # The attacks on containment (fork bomb, memory bomb, daemons, ...) are graded once per containment mode:
     # see `contained` below.
 
+    assert set(expected) == HONEST | set(_attackers()), "every attacker handed in is tested, and only those"
     before = {p: _digest(p) for p in subs.rglob("*") if p.is_file()}
     rows = run.autograde_class(subs, root / "out", workers=2, assignments=[ASSIGNMENT], limits=LIMITS,
                                db_url=f"sqlite:///{db_file}", autograded=root / "autograded", progress=False)
@@ -187,12 +188,12 @@ def red_team(tmp_path_factory):
             "before": before, "subs": subs}
 
 
-def _attackers():
-    names = [*VERDICT_CHEATS, *LIARS, "skip_execution_tags", "ships_ipykernel_launcher", "shadows_torch_and_numpy",
-             *RUNAWAYS, "huge_output", "reads_solutions", "reads_grader_source", "imports_a_judge",
-             "finds_a_judge_in_memory", "reads_gradebook", "writes_gradebook", "reads_classmate", "writes_classmate",
-             "uses_network"]
-    return names
+HONEST = {"alice", "partly_wrong", "wrong_no_attack"}
+OTHER_ATTACKS = ("skip_execution_tags", "ships_ipykernel_launcher", "shadows_torch_and_numpy", "huge_output")
+
+
+def _attackers() -> list[str]:
+    return [*VERDICT_CHEATS, *LIARS, *OTHER_ATTACKS, *RUNAWAYS, *_escapes(Path(), Path(), Path(), 0)]
 
 
 @pytest.mark.notebook

@@ -23,6 +23,7 @@ from nbconvert import HTMLExporter
 from nbgrader import utils
 
 from grader import book, course, notebooks
+from grader.autograde.report import Status
 
 MAX_TEXT = 4_000
 MAX_IMAGE_BASE64 = 300_000
@@ -207,7 +208,7 @@ def write(path: Path, autograded: Path | None, title: str, score: float, max_sco
         header += f" (after a late penalty of {late_penalty:g} points)"
     if needs_manual_grade:
         header += "\n\nSome answers are graded by hand and are not graded yet: this score can still rise."
-    if status != "ok":
+    if status != Status.OK:
         header += f"\n\n**Status: {html.escape(status)}**. {html.escape(detail)}"
     elif detail:
         header += f"\n\n{html.escape(detail)}"

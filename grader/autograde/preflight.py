@@ -13,6 +13,7 @@ import nbformat
 
 from grader import course
 from grader.autograde import colab
+from grader.autograde.report import Status
 
 _RENAME_NOISE = re.compile(r"^(copy of\s+)+|(\s*\(\d+\))+$|(-checkpoint)$|(\s+-\s+copy)$", re.I)
 
@@ -20,7 +21,7 @@ _RENAME_NOISE = re.compile(r"^(copy of\s+)+|(\s*\(\d+\))+$|(-checkpoint)$|(\s+-\
 @dataclass
 class Prepared:
     notebook: str  # the expected notebook name, without .ipynb
-    status: str  # "ok" or a short reason: missing, unparseable, too-large
+    status: str  # a report.Status: ok, missing, unparseable or too-large
     detail: str = ""
     nb: nbformat.NotebookNode | None = None
     sha256: str = ""
@@ -98,11 +99,11 @@ def prepare(path: Path | None, notebook: str, max_bytes: int, released: nbformat
             ) -> Prepared:
     """Read, parse and repair one handed-in notebook (`released`: the student copy it came from)."""
     if path is None:
-        return Prepared(notebook, "missing", f"no {notebook}.ipynb was handed in")
+        return Prepared(notebook, Status.MISSING, f"no {notebook}.ipynb was handed in")
     raw = path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if len(raw) > max_bytes:
-        return Prepared(notebook, "too-large", f"{path.name} is {len(raw) / 2**20:.0f} MiB; the limit is "
+        return Prepared(notebook, Status.TOO_LARGE, f"{path.name} is {len(raw) / 2**20:.0f} MiB; the limit is "
                         f"{max_bytes / 2**20:.0f} MiB: clear its outputs and hand it in again", sha256=digest)
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -130,6 +131,6 @@ def prepare(path: Path | None, notebook: str, max_bytes: int, released: nbformat
         nbformat.validate(nb)
     except (UnicodeDecodeError, ValueError, nbformat.ValidationError, TypeError, AttributeError) as error:
         reason = getattr(error, "message", None) or str(error)
-        return Prepared(notebook, "unparseable", f"{path.name} is not a readable notebook ({reason[:200]}): "
+        return Prepared(notebook, Status.UNPARSEABLE, f"{path.name} is not a readable notebook ({reason[:200]}): "
                         "open it in Jupyter, save it, and hand it in again", sha256=digest)
-    return Prepared(notebook, "ok", nb=nb, sha256=digest, notes=notes)
+    return Prepared(notebook, Status.OK, nb=nb, sha256=digest, notes=notes)

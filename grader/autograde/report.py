@@ -5,10 +5,23 @@ import json
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from pathlib import Path
 
 GRADES_CSV = "grades.csv"
 TIMING_JSON = "timing.json"
+
+
+class Status(StrEnum):
+    """What became of a submission: `ok`, or why it scored less than its work earned. The one list of them."""
+
+    OK = "ok"
+    MISSING = "missing"  # nothing handed in
+    UNPARSEABLE = "unparseable"  # not a notebook Jupyter can open
+    TOO_LARGE = "too-large"  # over the size limit, handed in or once executed
+    TIMEOUT = "timeout"  # a cell or the notebook ran out of time
+    KERNEL_DIED = "kernel-died"  # the kernel crashed or was killed (memory)
+    ERROR = "error"  # the grader could not grade it (its reason says why); the next run tries again
 
 
 @dataclass
@@ -17,7 +30,7 @@ class Row:
     assignment: str
     score: float  # as `nbgrader export` gives it: the points, less any late penalty, never below 0
     max_score: float
-    status: str  # "ok" or a short reason: missing, unparseable, too-large, timeout, kernel-died, error
+    status: str  # a Status
     detail: str  # what happened and what to do about it
     raw_score: float = 0.0  # the points the work earned, before any late penalty
     needs_manual_grade: bool = False  # answers a person grades in formgrader: the score can still rise
@@ -68,6 +81,13 @@ class Timing:
     phases: dict[str, float] = field(default_factory=dict)  # prepare, execute, record, feedback
     resumed: list[str] = field(default_factory=list)  # student/assignment graded before and unchanged: skipped
     changed: list[str] = field(default_factory=list)  # why submissions graded before are graded again
+    total_seconds: float = 0.0  # the whole run
+    executing_seconds: float = 0.0  # while at least one kernel was running student code
+
+    @property
+    def outside_execution(self) -> float:
+        """The share of the run spent on anything but executing student code (the grader's own work)."""
+        return 1 - self.executing_seconds / self.total_seconds if self.total_seconds else 0.0
 
     def save(self, out: Path) -> None:
         (Path(out) / TIMING_JSON).write_text(json.dumps(asdict(self), indent=1))
@@ -79,8 +99,8 @@ def summary(rows: list[Row], timing: Timing | None, warnings: list[str], ignored
     for warning in warnings:
         lines.append(f"WARNING: {warning}")
     statuses = Counter(r.status for r in rows)
-    lines.append(f"{len(rows)} submissions: {statuses.get('ok', 0)} graded cleanly"
-                 + "".join(f", {n} {status}" for status, n in sorted(statuses.items()) if status != "ok"))
+    lines.append(f"{len(rows)} submissions: {statuses.get(Status.OK, 0)} graded cleanly"
+                 + "".join(f", {n} {status}" for status, n in sorted(statuses.items()) if status != Status.OK))
     if timing and timing.changed:
         lines.append(f"graded again: {'; '.join(timing.changed)} since the last run")
     if timing and timing.resumed:
@@ -96,7 +116,9 @@ def summary(rows: list[Row], timing: Timing | None, warnings: list[str], ignored
     if timing and timing.notebooks:
         lines.append(f"executed {timing.notebooks} notebooks in {timing.wall_seconds:.0f} s "
                      f"(median {statistics.median(timing.per_notebook_seconds):.1f} s each); "
-                     + ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in timing.phases.items()))
+                     + ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in timing.phases.items())
+                     + (f"; {timing.total_seconds:.0f} s in all, {100 * timing.outside_execution:.0f}% of it outside "
+                        "execution" if timing.total_seconds else ""))
     manual = [f"{r.student_id}/{r.assignment}" for r in rows if r.needs_manual_grade]
     if manual:
         lines.append(f"{len(manual)} submission(s) have answers to grade by hand in formgrader (their score can "
@@ -111,7 +133,7 @@ def summary(rows: list[Row], timing: Timing | None, warnings: list[str], ignored
         bands = Counter(min(int(s * 10), 9) for s in scores)
         histogram = " ".join(f"{band * 10:>3}%:{bands.get(band, 0)}" for band in range(10))
         lines.append(f"{assignment}: mean {100 * statistics.mean(scores):.0f}%  [{histogram}]")
-    problems = [r for r in rows if r.status != "ok"]
+    problems = [r for r in rows if r.status != Status.OK]
     for r in problems[:20]:
         lines.append(f"  {r.status:12} {r.student_id}/{r.assignment}: {r.detail}")
     if len(problems) > 20:

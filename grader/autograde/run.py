@@ -20,7 +20,7 @@ import stat
 import tempfile
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,10 @@ from traitlets.config import Config
 import grader
 from grader import course, late, notebooks, release
 from grader.autograde import feedback, intake, preflight, report, sandbox
+from grader.autograde import trusted as trusted_side
+from grader.autograde import worker as worker_side
 from grader.autograde.replay import ReplayExecute, executed_path
+from grader.autograde.report import Status
 from grader.autograde.unexecuted import ENAME, mark_unexecuted
 from grader.autograde.worker import KERNEL_DIED, Worker
 from grader.nbgrader_api import api, load_config
@@ -50,9 +53,10 @@ class Job:
     notebook: str
     sanitized: Path
     files: list[tuple[str, Path]] = field(default_factory=list)  # (path in the work folder, file copied there)
-    status: str = "ok"
+    status: str = Status.OK
     detail: str = ""
     seconds: float = 0.0
+    span: tuple[float, float] = (0.0, 0.0)  # when its kernel ran (time.monotonic)
 
 
 LOGS = "logs"  # OUT/logs/<student>/<assignment>/: each submission's driver log and nbgrader's log
@@ -206,29 +210,20 @@ def _execute(job: Job, slot: int, worker: Worker, run_sandbox: sandbox.Sandbox, 
     try:
         (workdir / ".home").mkdir()
         shutil.copy(job.sanitized, workdir / f"{job.notebook}.ipynb")
-        shutil.copy(job.sanitized, trusted / "submission.ipynb")
+        shutil.copy(job.sanitized, trusted / worker_side.SUBMISSION)
         for relative, source in job.files:  # the student's files, then the assignment's, as in nbgrader's autograded/
             (workdir / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, workdir / relative)
-        spec = {
-            "workdir": str(workdir), "notebook": str(trusted / "submission.ipynb"),
-            "executed": str(trusted / "executed.ipynb"), "partial": str(trusted / "partial.ipynb"),
-            "log": str(trusted / "driver.log"),
-            "cell_timeout": limits.cell_timeout_s, "skip_tag": skip_tag,
-            "memory_bytes": limits.memory_bytes, "max_processes": limits.max_processes,
-            "max_file_bytes": limits.max_file_bytes,
-            "max_output_bytes": limits.max_executed_bytes // 2,  # JSON's escapes can double what is kept
-            "uid": box.uid, "gid": box.gid, "cgroups": box.procs_files,
-            "hide": hidden,
-        }
+        spec = worker_side.job_spec(workdir, trusted, limits, skip_tag, box, hidden)
         if box.uid is not None:
             for path in [workdir, *workdir.rglob("*")]:
                 shutil.chown(path, box.uid, box.gid)
-        start = time.perf_counter()
+        start = time.monotonic()
         finished = worker.run(spec, limits.notebook_timeout_s,
                               on_timeout=box.kill)
-        job.seconds = time.perf_counter() - start
-        log = _read_capped(trusted / "driver.log", 2**20) or b""
+        job.span = (start, time.monotonic())
+        job.seconds = job.span[1] - start
+        log = trusted_side.read_capped(trusted / worker_side.DRIVER_LOG, 2**20) or b""
         if logs is not None:  # kept for the instructor: why a kernel died, what the driver saw
             _write_log(logs / job.student / job.assignment / f"{job.notebook}.driver.log", log)
         nb = _collect(job, trusted, not finished, log, limits)
@@ -246,14 +241,14 @@ def _write_log(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
-def _failed(job: Job, error: BaseException, executed_dir: Path) -> Job:
+def _failed(job: Job, detail: str, judged_dir: Path) -> Job:
     """A failure of the grading machinery on one submission (a worker that died or stopped answering, a file
-    that could not be copied): that submission scores 0 with the reason, and the class goes on."""
-    job.status = "error"
-    job.detail = f"grading failed before its cells could run ({type(error).__name__}: {str(error)[:200]}); rerun"
+    that could not be copied, a judge that crashed or ran too long): that submission scores 0 with the reason,
+    and the class goes on."""
+    job.status, job.detail = Status.ERROR, detail
     try:
         nb = mark_unexecuted(nbformat.read(job.sanitized, as_version=4), 0, "the grader failed: " + job.detail)
-        target = executed_path(executed_dir, job.student, job.assignment, job.notebook)
+        target = executed_path(judged_dir, job.student, job.assignment, job.notebook)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(nbformat.writes(nb), encoding="utf-8")
     except Exception:  # noqa: BLE001 -- then nbgrader cannot record it either, which is caught there
@@ -261,22 +256,8 @@ def _failed(job: Job, error: BaseException, executed_dir: Path) -> Job:
     return job
 
 
-def _read_capped(path: Path, limit: int) -> bytes | None:
-    """A regular file's bytes, read without following a link; None if it is absent, not a regular file, or
-    larger than `limit`."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            return None
-        return f.read(limit + 1)[:limit]
-
-
 def _read_notebook(path: Path, limit: int) -> nbformat.NotebookNode | None:
-    data = _read_capped(path, limit)
+    data = trusted_side.read_capped(path, limit)
     try:
         return nbformat.reads(data.decode("utf-8"), as_version=4) if data is not None else None
     except Exception:  # noqa: BLE001 -- a half-written checkpoint is as good as none
@@ -286,35 +267,35 @@ def _read_notebook(path: Path, limit: int) -> nbformat.NotebookNode | None:
 def _collect(job: Job, trusted: Path, timed_out: bool, stderr: bytes, limits: sandbox.Limits):
     """The executed notebook, or as much of it as ran, with every unrun cell marked as such."""
     cap = limits.max_executed_bytes
-    executed = None if timed_out else _read_notebook(trusted / "executed.ipynb", cap)
+    executed = None if timed_out else _read_notebook(trusted / worker_side.EXECUTED, cap)
     if executed is not None:
         nb = executed
         if any(o.get("ename") == ENAME and KERNEL_DIED in o.get("evalue", "") for c in nb.cells
                for o in c.get("outputs", [])):
-            job.status, job.detail = "kernel-died", "the kernel died; cells after that point score 0"
-    elif (trusted / "executed.ipynb").stat().st_size > cap if (trusted / "executed.ipynb").exists() else False:
+            job.status, job.detail = Status.KERNEL_DIED, "the kernel died; cells after that point score 0"
+    elif (trusted / worker_side.EXECUTED).exists() and (trusted / worker_side.EXECUTED).stat().st_size > cap:
         nb = nbformat.read(job.sanitized, as_version=4)
-        job.status = "too-large"
+        job.status = Status.TOO_LARGE
         job.detail = (f"its outputs made the executed notebook larger than {cap // 2**20} MiB; print less "
                       "(every cell scores 0)")
         mark_unexecuted(nb, 0, job.detail)
     else:
-        nb = _read_notebook(trusted / "partial.ipynb", cap) or nbformat.read(job.sanitized, as_version=4)
+        nb = _read_notebook(trusted / worker_side.PARTIAL, cap) or nbformat.read(job.sanitized, as_version=4)
         unrun = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()
                  and c.execution_count is None]
         ran = unrun[0] if unrun else len(nb.cells)
         if timed_out:
-            job.status = "timeout"
+            job.status = Status.TIMEOUT
             job.detail = f"the notebook ran longer than {limits.notebook_timeout_s} s; cells after that score 0"
             mark_unexecuted(nb, ran, f"grading stopped after {limits.notebook_timeout_s} s")
         else:
             tail = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no message"]
-            job.status, job.detail = "kernel-died", f"grading process ended early ({tail[0][:200]})"
+            job.status, job.detail = Status.KERNEL_DIED, f"grading process ended early ({tail[0][:200]})"
             mark_unexecuted(nb, ran, "the kernel could not start or the grading process failed")
     for cell in nb.cells:
         for output in cell.get("outputs", []):
-            if output.get("ename") == "CellTimeoutError" and job.status == "ok":
-                job.status = "timeout"
+            if output.get("ename") == "CellTimeoutError" and job.status == Status.OK:
+                job.status = Status.TIMEOUT
                 job.detail = f"a cell ran longer than {limits.cell_timeout_s} s (Execute.timeout) and scored 0"
     return nb
 
@@ -347,7 +328,7 @@ def _grading_config(out: Path, db_url: str | None, autograded: Path | None, over
     config.Autograde.autograde_preprocessors = [
         ReplayExecute if p.__name__ == "Execute" else p for p in _nbgrader_default("autograde_preprocessors")
     ]
-    config.ReplayExecute.executed_directory = str(work / "executed")
+    config.ReplayExecute.judged_directory = str(work / "judged")
     steps = config.Autograde.autograde_preprocessors
     if ReplayExecute not in steps or any(p.__name__ == "Execute" for p in steps):
         # Fail closed: without the swap nbgrader would run student code itself, unjailed, and score what it printed.
@@ -390,10 +371,10 @@ class _Pending:
 def _problem(submission: intake.Submission, files: list[tuple[str, Path]], settings: _Settings):
     """Why a submission is not graded at all, as nbgrader autograde would refuse it too (None if it is)."""
     if submission.assignment in settings.refused:
-        return "error", (f"not graded: nbgrader could not update the gradebook's copy of {submission.assignment} "
+        return Status.ERROR, (f"not graded: nbgrader could not update the gradebook's copy of {submission.assignment} "
                          f"from solutions/ ({settings.refused[submission.assignment]}), and old tests are never used")
     if not settings.create_student and submission.student not in settings.known_students:
-        return "error", ("not graded: no such student in the gradebook, and Autograde.create_student is False "
+        return Status.ERROR, ("not graded: no such student in the gradebook, and Autograde.create_student is False "
                          "(nbgrader autograde refuses it too): add the student, then rerun")
     stamp = dict(files).get("timestamp.txt")
     if stamp is not None:
@@ -402,29 +383,37 @@ def _problem(submission: intake.Submission, files: list[tuple[str, Path]], setti
             if text:
                 parse_utc(text)
         except Exception:  # noqa: BLE001 -- nbgrader stops the whole run here; we stop this submission only
-            return "error", (f"not graded: its timestamp.txt holds {text[:60]!r}, which is not a date nbgrader can "
-                             "read: correct it and rerun")
+            return Status.ERROR, (f"not graded: its timestamp.txt holds {text[:60]!r}, which is not a date nbgrader "
+                                  "can read: correct it and rerun")
     return None
 
 
-def _prepare(taken: intake.Intake, previous, settings: _Settings):
-    """Preflight, sanitise and stage every submission not graded before; returns (resumed rows, pending, jobs)."""
+def _prepare(taken: intake.Intake, previous, settings: _Settings, pending: dict, start, prepared) -> dict:
+    """Preflight, sanitise and stage every submission not graded before, assignment by assignment, into `pending`.
+    Each notebook goes to `start` as soon as its submission is ready, so kernels run while the rest is prepared,
+    and `prepared(assignment)` is called once all of an assignment is. Returns the resumed rows."""
     resumed: dict[tuple[str, str], report.Row] = {}
-    pending: dict[tuple[str, str], _Pending] = {}
-    jobs: list[Job] = []
     released = {path.relative_to(course.EXERCISES).with_suffix("").as_posix(): notebooks.read(path)
                 for path in course.exercise_paths()}
-    for submission in taken.submissions:
+    ordered = sorted(taken.submissions, key=lambda s: (s.assignment, s.student))
+    for index, submission in enumerate(ordered):
         key = submission.student, submission.assignment
+        if index and ordered[index - 1].assignment != submission.assignment:
+            prepared(ordered[index - 1].assignment)
+        jobs: list[Job] = []
         try:
             _prepare_one(submission, taken, previous, settings, released, resumed, pending, jobs)
         except Exception as error:  # noqa: BLE001 -- a file that cannot be read or staged costs this submission only
             shutil.rmtree(settings.work / "submitted" / submission.student / submission.assignment, ignore_errors=True)
-            jobs[:] = [job for job in jobs if (job.student, job.assignment) != key]
             resumed.pop(key, None)
             pending[key] = _Pending(pending[key].prepared if key in pending else [], problem=(
-                "error", f"could not be prepared for grading ({type(error).__name__}: {str(error)[:200]}); rerun"))
-    return resumed, pending, jobs
+                Status.ERROR, f"could not be prepared for grading ({type(error).__name__}: {str(error)[:200]}); rerun"))
+            continue
+        for job in jobs:
+            start(job)
+    if ordered:
+        prepared(ordered[-1].assignment)
+    return resumed
 
 
 def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, settings: _Settings, released,
@@ -446,7 +435,7 @@ def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, 
             item = preflight.prepare(path, name, settings.limits.max_submission_bytes,
                                      released.get(f"{assignment}/{name}"))
         except OSError as error:  # unreadable: this hand-in only
-            item = preflight.Prepared(name, "error", f"{path.name} could not be read ({error})")
+            item = preflight.Prepared(name, Status.ERROR, f"{path.name} could not be read ({error})")
         item.notes = ([note] if note else []) + item.notes
         prepared.append(item)
     files, file_notes = _student_files(submission.folder, settings.ignore, settings.limits.max_submission_bytes)
@@ -467,12 +456,12 @@ def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, 
         return
     sanitized = {}
     for item in prepared:
-        if item.status == "ok" and item.notebook in selected:
+        if item.status == Status.OK and item.notebook in selected:
             try:
                 sanitized[item.notebook] = _sanitize(item.nb, settings.config, settings.db_url, student,
                                                      assignment, item.notebook)
             except SanitizeError as error:  # a readable notebook nbgrader's own steps refuse: this one only
-                item.status = "error"
+                item.status = Status.ERROR
                 item.detail = f"{error}; open it in Jupyter, check its cells, hand it in again"
     if not sanitized:
         return  # nothing to run: recorded as zero, with the reason
@@ -486,7 +475,7 @@ def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, 
         staged.mkdir(parents=True, exist_ok=True)
         (staged / "timestamp.txt").write_text(stamp, encoding="utf-8")  # nbgrader reads the time from here
     for item in prepared:
-        if item.status == "ok":
+        if item.status == Status.OK:
             notebooks_path = staged / f"{item.notebook}.ipynb"
             notebooks_path.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(item.nb, notebooks_path)
@@ -502,32 +491,70 @@ def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, 
         jobs.append(Job(student, assignment, name, target, files=sorted(given.items())))
 
 
-def _execute_all(jobs: list[Job], pool_of_workers: list[Worker], limits, skip_tag: str, executed_dir: Path,
-                 progress: bool, hidden: list[str] | None, logs: Path | None = None,
-                 containment: str = "auto") -> list[Job]:
-    """Execute every job on the pool of workers, each slot with its own user."""
-    slots: queue.Queue[tuple[int, Worker]] = queue.Queue()
-    for slot, worker in enumerate(pool_of_workers):
-        slots.put((slot, worker))
-    run_sandbox = sandbox.Sandbox(containment, len(pool_of_workers), limits)  # slot users no other run shares
+class _Execution:
+    """Each notebook runs on the next free worker slot as soon as it is prepared; the trusted pool judges it while
+    the slot takes the next one."""
 
-    def run_one(job: Job) -> Job:
-        slot, worker = slots.get()
+    def __init__(self, workers: list[Worker], judges: trusted_side.Pool, limits: sandbox.Limits, skip_tag: str,
+                 work: Path, progress: bool, hidden: list[str] | None, logs: Path, containment: str):
+        self.workers, self.judges, self.limits, self.skip_tag = workers, judges, limits, skip_tag
+        self.executed, self.judged, self.hidden, self.logs = work / "executed", work / "judged", hidden, logs
+        self.slots: queue.Queue[tuple[int, Worker]] = queue.Queue()
+        for slot, worker in enumerate(workers):
+            self.slots.put((slot, worker))
+        self.sandbox = sandbox.Sandbox(containment, len(workers), limits)  # slot users no other run shares
+        self.threads = ThreadPoolExecutor(max_workers=len(workers) + judges.processes)
+        self.futures = []
+        self.by_assignment: dict[str, list] = {}
+        self.finished = False
+        self.bar = tqdm(total=0, desc="grading", unit="nb", disable=not progress)
+
+    def start(self, job: Job) -> None:
+        self.bar.total += 1
+        self.bar.refresh()
+        future = self.threads.submit(self._grade, job)
+        self.futures.append(future)
+        self.by_assignment.setdefault(job.assignment, []).append(future)
+
+    def futures_of(self, assignment: str) -> list:
+        return list(self.by_assignment.get(assignment, []))
+
+    def _grade(self, job: Job) -> Job:
         try:
-            return _execute(job, slot, worker, run_sandbox, limits, skip_tag, executed_dir, hidden, logs)
-        except Exception as error:  # noqa: BLE001 -- one submission can never cost the class
-            if worker.busy:
-                worker.kill()  # it failed mid-job, in a state nobody knows: the slot's next job starts a fresh one
-            return _failed(job, error, executed_dir)
+            slot, worker = self.slots.get()
+            try:
+                _execute(job, slot, worker, self.sandbox, self.limits, self.skip_tag, self.executed, self.hidden,
+                         self.logs)
+            except Exception as error:  # noqa: BLE001 -- one submission can never cost the class
+                if worker.busy:
+                    worker.kill()  # it failed mid-job, in a state nobody knows: the slot's next job starts afresh
+                return _failed(job, f"grading failed before its cells could run ({type(error).__name__}: "
+                                    f"{str(error)[:200]}); rerun", self.judged)
+            finally:
+                self.slots.put((slot, worker))
+            paths = [executed_path(root, job.student, job.assignment, job.notebook)
+                     for root in (self.executed, self.judged)]
+            try:
+                self.judges.judge(paths[0], job.sanitized, paths[1], self.limits.max_executed_bytes)
+            except Exception as error:  # noqa: BLE001 -- fail closed: no verdict, no points, and the reason
+                _write_log(self.logs / job.student / job.assignment / f"{job.notebook}.judge.log",
+                           "".join(traceback.format_exception(error)).encode())
+                return _failed(job, f"its tests could not be judged ({type(error).__name__}: {str(error)[:200]}); "
+                                    "rerun, and tell the course's maintainers if it happens again", self.judged)
+            return job
         finally:
-            slots.put((slot, worker))
+            self.bar.update(1)
 
-    try:
-        with ThreadPoolExecutor(max_workers=len(pool_of_workers)) as pool:
-            return list(tqdm(pool.map(run_one, jobs), total=len(jobs), desc="grading", unit="nb",
-                             disable=not progress))
-    finally:
-        run_sandbox.close()
+    def finish(self) -> list[Job]:
+        """Every job, once executed and judged (waits for them; called again, returns the same)."""
+        try:
+            return [future.result() for future in self.futures]
+        finally:
+            if not self.finished:
+                self.finished = True
+                self.threads.shutdown()
+                self.bar.close()
+                self.sandbox.close()
 
 
 _LOG_RECORD = re.compile(r"^\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] ", re.M)
@@ -560,25 +587,53 @@ def split_nbgrader_log(text: str, assignment: str) -> dict[str, tuple[str, str]]
     return {student: ("".join(records), errors.get(student, "")) for student, records in parts.items()}
 
 
-def _record(nbgrader_api, pending: dict, by_key: dict, autograded_root: Path, since: float, settings: _Settings,
-            logs: Path) -> None:
-    """nbgrader's own autograde converter writes every grade, one assignment at a time; its log is kept, and
-    each submission it could not record gets nbgrader's reason."""
-    reasons: dict[tuple[str, str], str] = {}
-    for assignment in sorted({a for (_, a), entry in pending.items() if entry.staged}):
+class _Recorder:
+    """nbgrader's own autograde converter writes the grades, one assignment at a time, in one thread of this
+    process, as soon as every notebook of that assignment is executed and judged (while the next assignment's
+    kernels run). Submissions are prepared assignment by assignment for this."""
+
+    def __init__(self, nbgrader_api, execution: "_Execution", pending: dict, settings: _Settings, logs: Path):
+        self.api, self.execution, self.pending = nbgrader_api, execution, pending
+        self.settings, self.logs = settings, logs
+        self.thread = ThreadPoolExecutor(max_workers=1)  # one writer of the gradebook
+        self.recordings = []
+
+    def prepared(self, assignment: str) -> None:
+        """Every submission of `assignment` is prepared: record it once its notebooks are graded."""
+        self.recordings.append(self.thread.submit(self._record, assignment, self.execution.futures_of(assignment)))
+
+    def _record(self, assignment: str, futures) -> dict[tuple[str, str], str]:
+        wait(futures)
+        if not any(entry.staged for (_, name), entry in self.pending.items() if name == assignment):
+            return {}
         # One converter per assignment, not per student: its start-up dominates recording a grade.
-        # A submission it fails on is skipped by nbgrader and caught below.
+        # A submission it fails on is skipped by nbgrader and caught by _check_recorded.
         try:
-            result = nbgrader_api.autograde(assignment, "*", force=True, create=settings.create_student)
+            result = self.api.autograde(assignment, "*", force=True, create=self.settings.create_student)
             text = (result.get("log") or "") + (f"\n{result['error']}" if result.get("error") else "")
         except Exception:  # noqa: BLE001 -- whatever it was, it is this assignment's, and it is kept
             text = traceback.format_exc()
-        _write_log(logs / "nbgrader" / f"{assignment}.log", text.encode())
+        _write_log(self.logs / "nbgrader" / f"{assignment}.log", text.encode())
+        reasons = {}
         for student, (part, error) in split_nbgrader_log(text, assignment).items():
-            if (student, assignment) in pending:
-                _write_log(logs / student / assignment / "nbgrader.log", part.encode())
+            if (student, assignment) in self.pending:
+                _write_log(self.logs / student / assignment / "nbgrader.log", part.encode())
             if error:
                 reasons[student, assignment] = error
+        return reasons
+
+    def finish(self) -> dict[tuple[str, str], str]:
+        """Once every assignment is recorded: each submission nbgrader could not record, with nbgrader's reason."""
+        try:
+            return {key: reason for recording in self.recordings for key, reason in recording.result().items()}
+        finally:
+            self.thread.shutdown()
+
+
+def _check_recorded(pending: dict, by_key: dict, reasons: dict, autograded_root: Path, since: float,
+                    settings: _Settings) -> None:
+    """Every submission has its grade in the gradebook: those nbgrader could not record get nbgrader's reason and
+    a zero, and those with nothing to run a zero."""
     for key, entry in pending.items():
         student, assignment = key
         if entry.problem:
@@ -591,7 +646,7 @@ def _record(nbgrader_api, pending: dict, by_key: dict, autograded_root: Path, si
         recorded = [autograded_root / student / assignment / f"{job.notebook}.ipynb" for job in by_key.get(key, [])]
         if not all(path.exists() and path.stat().st_mtime >= since for path in recorded):
             job = by_key[key][0]
-            job.status = "error"
+            job.status = Status.ERROR
             job.detail = reasons.get(key, "nbgrader could not record this submission") + f"; see {LOGS}/"
             _record_zero(settings.db_url, settings.course_id, student, assignment)
 
@@ -636,7 +691,7 @@ def _publish_submitted(work: Path, submitted_root: Path, submissions: Path, pend
         return
     for (student, assignment), entry in pending.items():
         staged, target = work / "submitted" / student / assignment, submitted_root / student / assignment
-        if entry.problem or not (staged.is_dir() or any(p.status != "missing" for p in entry.prepared)):
+        if entry.problem or not (staged.is_dir() or any(p.status != Status.MISSING for p in entry.prepared)):
             continue  # not graded in this run, or nothing handed in: what the course's submitted/ holds stays
         try:
             shutil.rmtree(target, ignore_errors=True)  # a new hand-in that could not be graded leaves no stale copy
@@ -679,12 +734,14 @@ def autograde_class(
     graded = sorted({s.assignment for s in taken.submissions})
     earlier = report.read_rows(out / report.GRADES_CSV)
     rows = {key: row for key, row in earlier.items() if not _selected(key, graded, students, exclude)}
-    resumed, pending, jobs, finished, settings, changed = {}, {}, [], [], None, []
-    # Workers import torch and friends while the submissions are being prepared.
+    resumed, pending, finished, settings, changed = {}, {}, [], None, []
+    reasons: dict[tuple[str, str], str] = {}
+    # Workers import torch and friends, and the trusted processes the judges, while submissions are prepared.
     pool_of_workers = [Worker() for _ in range(max(workers, 1))]
     for worker in pool_of_workers:
         worker.start()
-    needed = False  # a failure, or nothing to execute: the workers' import is not worth waiting for
+    judges = trusted_side.Pool(len(pool_of_workers), limits.memory_bytes)
+    execution = recorder = None
     try:
         try:
             refused = _ensure_assignments(graded, db_url)
@@ -699,33 +756,45 @@ def autograde_class(
                 {a: assignment_version(db_url, course_id, a, excluded_files.get(a, []), list(directory.ignore))
                  for a in graded}, refused, converter.create_student, known_students)
             changed = _changes(work, settings.grader_key, settings.assignment_keys)
-            resumed, pending, jobs = _prepare(taken, {} if force or converter.force else earlier, settings)
+            # nbgrader_config.py draws a fresh random tag per run: no cell can be tagged to skip execution.
+            hidden = _hidden_paths(submissions, out, autograded_root, db_url) if sandbox.jail_available() else None
+            # The phases overlap: a submission executes once prepared, is judged once executed, and each
+            # assignment is recorded once all of it is judged, while the next one's kernels run.
+            execution = _Execution(pool_of_workers, judges, limits, config.Execute.skip_cells_with_tag, work,
+                                   progress, hidden, logs, containment)
+            recorder = _Recorder(api(config), execution, pending, settings, logs)
+            resumed = _prepare(taken, {} if force or converter.force else earlier, settings, pending,
+                               execution.start, recorder.prepared)
             rows.update(resumed)
             taken.write_csv(out / intake.INTAKE_CSV)
             phases["prepare"], clock = time.time() - clock, time.time()
-            # nbgrader_config.py draws a fresh random tag per run: no cell can be tagged to skip execution.
-            hidden = _hidden_paths(submissions, out, autograded_root, db_url) if sandbox.jail_available() else None
-            finished = _execute_all(jobs, pool_of_workers, limits, config.Execute.skip_cells_with_tag,
-                                    work / "executed", progress, hidden, logs, containment=containment)
-            needed = bool(jobs)
+            finished = execution.finish()
+            phases["execute"], clock = time.time() - clock, time.time()  # what was left of it once all was prepared
+            reasons = recorder.finish()
+            phases["record"], clock = time.time() - clock, time.time()  # what was left of it once all had run
         finally:
+            started = bool(execution and execution.futures)
+            if execution is not None:
+                execution.finish()  # idempotent after success; after a failure, it still waits for running kernels
+            if recorder is not None:
+                recorder.thread.shutdown()  # nothing writes the gradebook behind this process's back
             for worker in pool_of_workers:
-                worker.stop() if needed else worker.kill()
-        phases["execute"], clock = time.time() - clock, time.time()
+                # nothing executed (or a failure before): the workers' import is not worth waiting for
+                worker.stop() if started else worker.kill()
         by_key: dict[tuple[str, str], list[Job]] = {}
         for job in finished:
             by_key.setdefault((job.student, job.assignment), []).append(job)
-        # Only this process writes grades, after every kernel of the run is gone.
-        _record(api(config), pending, by_key, autograded_root, since, settings, logs)
+        _check_recorded(pending, by_key, reasons, autograded_root, since, settings)
         _publish_submitted(work, autograded_root.parent / load_config().CourseDirectory.submitted_directory,
                            submissions, pending)
     except Exception as error:
         # Whatever stopped the run, grades.csv still says, for every submission of the hand-in, what became of it.
         for submission in taken.submissions:
             rows.setdefault((submission.student, submission.assignment), report.Row(
-                submission.student, submission.assignment, 0.0, 0.0, "error",
+                submission.student, submission.assignment, 0.0, 0.0, Status.ERROR,
                 f"the run stopped before this submission was recorded ({type(error).__name__}: {str(error)[:200]})"))
         report.write_rows(out / report.GRADES_CSV, [rows[k] for k in sorted(rows)])
+        judges.close()
         raise
     unread = ""
     try:
@@ -737,8 +806,8 @@ def autograde_class(
             rows[key] = dataclasses.replace(row, **scores[key])
     for key, entry in pending.items():
         problems = [entry.problem] if entry.problem else []
-        problems += [(p.status, p.detail) for p in entry.prepared if p.status != "ok"]
-        problems += [(j.status, j.detail) for j in by_key.get(key, []) if j.status != "ok"]
+        problems += [(p.status, p.detail) for p in entry.prepared if p.status != Status.OK]
+        problems += [(j.status, j.detail) for j in by_key.get(key, []) if j.status != Status.OK]
         notes = [n for p in entry.prepared for n in p.notes] + entry.notes
         student, assignment = key
         found = {"score": 0.0, "max_score": 0.0, **scores.get(key, {})}
@@ -747,22 +816,36 @@ def autograde_class(
             why = ("gives no time (the entries of the LMS's zip download carry it)" if not found.get("submitted_at")
                    else f"{assignment} has no due date (DueDates.dates in nbgrader_config.py)")
             notes.append(f"the LMS marks it late but {why}: no late penalty was taken")
-        status, detail = problems[0] if problems else ("ok", "; ".join(notes))
+        status, detail = problems[0] if problems else (Status.OK, "; ".join(notes))
         rows[key] = report.Row(*key, status=status, detail=detail + unread, **found,
                                # a failure of the grader itself is retried by the next run
-                               sha256=entry.key if status != "error" else "")
+                               sha256=entry.key if status != Status.ERROR else "")
     ordered = [rows[k] for k in sorted(rows)]
     report.write_rows(out / report.GRADES_CSV, ordered)
-    phases["record"], clock = time.time() - clock, time.time()
+    phases["rows"], clock = time.time() - clock, time.time()
 
-    for key, row in rows.items():
-        if key in pending or (key in resumed and not _has_feedback(out, row)):
-            _write_feedback(out, autograded_root, row, settings.notebook if settings else "*",
-                            graded=key in by_key or key in resumed)
+    try:
+        _write_feedback(judges, out, autograded_root, settings.notebook if settings else "*",
+                        [(row, key in by_key or key in resumed) for key, row in rows.items()
+                         if key in pending or (key in resumed and not _has_feedback(out, row))])
+    finally:
+        judges.close()
     phases["feedback"] = time.time() - clock
-    report.Timing(len(jobs), phases["execute"], [j.seconds for j in finished], phases,
-                  sorted(f"{s}/{a}" for s, a in resumed), changed).save(out)
+    wall = time.time() - since
+    report.Timing(len(finished), phases["execute"], [j.seconds for j in finished], phases,
+                  sorted(f"{s}/{a}" for s, a in resumed), changed, round(wall, 3),
+                  round(_union([j.span for j in finished if j.span[1]]), 3)).save(out)
     return ordered
+
+
+def _union(spans: list[tuple[float, float]]) -> float:
+    """Seconds during which at least one of `spans` was running."""
+    total, end = 0.0, float("-inf")
+    for begin, finish in sorted(spans):
+        if finish > end:
+            total += finish - max(begin, end)
+            end = finish
+    return total
 
 
 def _selected(key: tuple[str, str], assignments: list[str], students: list[str] | None, exclude) -> bool:
@@ -782,21 +865,27 @@ def _has_feedback(out: Path, row: report.Row) -> bool:
     return all(page.exists() for _, page in _feedback_pages(out, row, "*"))
 
 
-def _write_feedback(out: Path, autograded_root: Path, row: report.Row, pattern: str, graded: bool) -> None:
-    """Each notebook's feedback page; one that cannot be rendered costs that page only, never the run."""
-    for name, page in _feedback_pages(out, row, pattern):
-        notebook = autograded_root / row.student_id / row.assignment / f"{name}.ipynb"
-        title = f"{row.assignment} / {name}: feedback for {row.student_id}"
+def _write_feedback(judges: trusted_side.Pool, out: Path, autograded_root: Path, pattern: str,
+                    rows: list[tuple[report.Row, bool]]) -> None:
+    """Each notebook's feedback page, rendered by the trusted processes in parallel; one that cannot be rendered
+    (or takes too long) costs that page only, never the run. `rows` pairs each row with whether it was graded."""
+    def write(page: Path, notebook: Path | None, title: str, row: report.Row) -> None:
         arguments = (row.score, row.max_score, row.status, row.detail)
         try:
-            feedback.write(page, notebook if graded else None, title, *arguments,
-                           needs_manual_grade=row.needs_manual_grade, late_penalty=row.penalty)
+            judges.page(str(page), str(notebook) if notebook else None, title, *arguments, row.needs_manual_grade,
+                        row.penalty)
         except Exception as error:  # noqa: BLE001 -- the page says so instead
             try:
                 feedback.write(page, None, title, *arguments[:3],
                                f"{row.detail} (the feedback page could not be rendered: {type(error).__name__})")
             except Exception:  # noqa: BLE001 -- the grade is recorded; only this page is missing
                 pass
+
+    pages = [(page, autograded_root / row.student_id / row.assignment / f"{name}.ipynb" if graded else None,
+              f"{row.assignment} / {name}: feedback for {row.student_id}", row)
+             for row, graded in rows for name, page in _feedback_pages(out, row, pattern)]
+    with ThreadPoolExecutor(max_workers=judges.processes) as threads:
+        list(threads.map(lambda item: write(*item), pages))
 
 
 def _hidden_paths(submissions: Path, out: Path, autograded_root: Path, db_url: str) -> list[str]:

@@ -41,10 +41,29 @@ TIMEOUT_ERROR = {
 }
 
 
+# The driver's files, in the submission's trusted folder beside (never inside) the student's work folder.
+SUBMISSION, EXECUTED, PARTIAL, DRIVER_LOG = "submission.ipynb", "executed.ipynb", "partial.ipynb", "driver.log"
+
+
+def job_spec(workdir: Path, trusted: Path, limits, skip_tag: str, box, hidden: list[str] | None) -> dict:
+    """What the parent sends a worker for one notebook (a sandbox.Limits, and the submission's sandbox box)."""
+    return {
+        "workdir": str(workdir), "notebook": str(trusted / SUBMISSION), "executed": str(trusted / EXECUTED),
+        "partial": str(trusted / PARTIAL), "log": str(trusted / DRIVER_LOG),
+        "cell_timeout": limits.cell_timeout_s, "skip_tag": skip_tag,
+        "memory_bytes": limits.memory_bytes, "max_processes": limits.max_processes,
+        "max_file_bytes": limits.max_file_bytes,
+        "max_output_bytes": limits.max_executed_bytes // 2,  # JSON's escapes can double what is kept
+        "uid": box.uid, "gid": box.gid, "cgroups": box.procs_files, "hide": hidden,
+    }
+
+
 # What one cell may print (observations aside), and a notebook in all: beyond, outputs are dropped as they
 # arrive, so a student who prints gigabytes costs the grader no memory and loses only what was cut.
 CELL_OUTPUT_BYTES = 4 * 2**20
-MAX_MESSAGE_BYTES = 24 * 2**20  # one message from the kernel: an observation (at most 20 MiB) still fits
+# One message from the kernel (what it printed since its last flush, one display): far more than honest work
+# sends (an observation is at most 20 MiB), far less than a kernel's memory limit.
+MAX_MESSAGE_BYTES = 64 * 2**20
 TRUNCATED = "\n[the grader cut this cell's output here: it printed more than {} MiB]\n"
 
 

@@ -1,4 +1,4 @@
-"""Hidden checks for exercise 07 (capstone): a breast-cancer classifier scored on rows it never saw.
+"""Hidden checks for exercise 08 (capstone): a breast-cancer classifier scored on rows it never saw.
 
 The notebook's locked setup cell splits `load_breast_cancer()` exactly as `splits()` does: 20% of
 the rows (stratified, RESERVED_SEED) are reserved for grading and never used in the notebook; the
@@ -339,9 +339,10 @@ def _statistics_problem(mean, std) -> str | None:
     return "the mean and std are not X_train's column means and standard deviations"
 
 
-def _seen(observed: dict) -> tuple[torch.Tensor, int]:
-    """The distinct rows the model was trained on (float64) and how many there were in all."""
-    seen, total = decode(observed["seen"]), observed["seen_total"]
+def _seen(observed: dict, kind: str = "seen") -> tuple[torch.Tensor, int]:
+    """The distinct rows the model was trained on (`seen`: run with gradients) or evaluated on (`looked`), as
+    float64, and how many there were in all."""
+    seen, total = decode(observed[kind]), observed[f"{kind}_total"]
     # More rows than the observer ever sends would only make this process compute large distance matrices.
     expect(isinstance(seen, torch.Tensor) and seen.dim() == 2 and seen.shape[1] == N_FEATURES and type(total) is int
            and seen.shape[0] <= observers.MAX_SEEN_ROWS,
@@ -354,8 +355,7 @@ def _rows_problem(seen: torch.Tensor, total: int, mean, std) -> str | None:
     """None if every row the model trained on is a standardised training row; else what else it saw."""
     parts = splits()
     if total == 0:
-        return ("the model never ran in training mode with gradients on rows of 30 features: "
-                "it was not trained")
+        return "the model never ran with gradients on rows of 30 features: it was not trained"
 
     def near(X: np.ndarray) -> torch.Tensor:
         standardised = (torch.tensor(X, dtype=torch.float64) - mean) / std
@@ -387,7 +387,7 @@ def judge_train_capstone(observed: dict, **kwargs) -> None:
            "X_train.mean(axis=0) and X_train.std(axis=0)", f"mean[:3] = {mean[:3].tolist()}",
            "fit the standardisation on the training part only, then apply that same mean and std to every "
            "other part (lecture 04, '5. Train, validation and test splits, and scaling without leakage').")
-    rows = _rows_problem(*_seen(observed), mean, std)
+    rows = _rows_problem(*_seen(observed), mean, std) or _peeked(observed, mean, std)
     expect(rows is None, f"train_capstone(X_train, y_train): {rows}.",
            hint="standardise X_train with its own mean and std, wrap it in your TabularDataset and DataLoader, "
            "and train with train_one_epoch.")
@@ -399,9 +399,20 @@ def judge_train_capstone(observed: dict, **kwargs) -> None:
 check_train_capstone = judged(observe_train_capstone, judge_train_capstone)
 
 
+def _peeked(observed: dict, mean, std) -> str | None:
+    """A message if train_capstone evaluated its model on reserved rows (to choose an epoch, say)."""
+    looked, _ = _seen(observed, "looked")
+    if not looked.shape[0]:
+        return None
+    standardised = (torch.tensor(splits()["X_reserved"], dtype=torch.float64) - mean) / std
+    peeked = (torch.cdist(looked, standardised, p=float("inf")).min(dim=1).values < 1e-3).sum().item()
+    return (f"train_capstone ran the model on {peeked} rows of the reserved part, which no one may look at while "
+            "training (did you reload the data set to choose an epoch or a threshold?)") if peeked else None
+
+
 def _leak(observed: dict, mean, std) -> str | None:
     """A message if the model saw reserved rows or its statistics came from them."""
-    rows = _rows_problem(*_seen(observed), mean, std)
+    rows = _rows_problem(*_seen(observed), mean, std) or _peeked(observed, mean, std)
     if rows and "reserved" in rows:
         return rows
     stats = _statistics_problem(mean, std)

@@ -1,4 +1,4 @@
-"""Observers for exercise 07 (capstone): the building blocks, train_capstone, predict_raw and the checkpoint.
+"""Observers for exercise 08 (capstone): the building blocks, train_capstone, predict_raw and the checkpoint.
 
 The input builders here (the data splits, the grader's small models and rows) are shared with the
 judge, which calls them again in the trusted process instead of reading inputs back from an
@@ -33,6 +33,9 @@ VAL_SEED = 0
 N_FEATURES = 30
 # More distinct training rows than this are not sent (the count is): the observation stays a few MB.
 MAX_SEEN_ROWS = 20_000
+# torch's own grad-mode reader, saved when the kernel imports this module, before any student code: a
+# train_capstone that replaces torch.is_grad_enabled cannot hide what it trained on.
+_GRAD_ENABLED = torch._C.is_grad_enabled
 # A forward pass with more steps than this is not sent in full (the judge then cannot rebuild it).
 MAX_STEPS = 500
 
@@ -331,15 +334,17 @@ def _observe_training(train_capstone) -> dict:
         return copy.deepcopy(_runs[key][1])
     parts = splits()
     width = parts["X_train"].shape[1]
-    rows: list[torch.Tensor] = []
+    rows: list[torch.Tensor] = []  # what the model ran on with gradients: trained on, in whichever mode
+    looked: list[torch.Tensor] = []  # what it ran on without: evaluated on
     depth = [0]
 
     def before(module, inputs):
-        # Only the outermost module call (the model itself) in training mode with gradients, not its layers.
-        if depth[0] == 0 and module.training and torch.is_grad_enabled() and inputs:
+        # Only the outermost module call (the model itself), not its layers; train() or eval() mode alike, since
+        # a model can be trained in evaluation mode.
+        if depth[0] == 0 and inputs:
             X = inputs[0]
             if isinstance(X, torch.Tensor) and X.dim() == 2 and X.shape[-1] == width:
-                rows.append(X.detach().to("cpu", torch.float32))
+                (rows if _GRAD_ENABLED() else looked).append(X.detach().to("cpu", torch.float32))
         depth[0] += 1
 
     def after(module, inputs, output):
@@ -355,8 +360,10 @@ def _observe_training(train_capstone) -> dict:
             handle.remove()
     seconds = time.perf_counter() - start
     seen = torch.unique(torch.cat(rows), dim=0) if rows else torch.empty(0, width)
+    evaluated = torch.unique(torch.cat(looked), dim=0) if looked else torch.empty(0, width)
     observed = {"result": record, "seconds": seconds, "seen_total": int(seen.shape[0]),
-                "seen": encode(seen[:MAX_SEEN_ROWS])}
+                "seen": encode(seen[:MAX_SEEN_ROWS]), "looked_total": int(evaluated.shape[0]),
+                "looked": encode(evaluated[:MAX_SEEN_ROWS])}
     if type(result) is tuple and len(result) == 3:
         model, mean, std = result
         observed["module"] = isinstance(model, nn.Module)

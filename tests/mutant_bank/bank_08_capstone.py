@@ -1,6 +1,6 @@
 from mutant_bank import Correct, Mutant
 
-ASSIGNMENT = "07_capstone"
+ASSIGNMENT = "08_capstone"
 
 
 def _train(stats: str, fit: str, head: str = "") -> str:
@@ -22,7 +22,47 @@ def train_capstone(X_train, y_train):
 TRAIN_STATS = "    mean, std = X_train.mean(axis=0), X_train.std(axis=0)"
 STANDARDISED_TRAIN = "    X_fit, y_fit = (X_train - mean) / std, y_train"
 
+# Loads all 569 rows inside train_capstone; `{step}` runs once per epoch on `X_all` (standardised), `y_all`.
+_ALL_ROWS = """
+def train_capstone(X_train, y_train):
+    torch.manual_seed(0)
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    X_all, y_all = load_breast_cancer(return_X_y=True)
+    X_all = torch.tensor((X_all - mean) / std, dtype=torch.float32).to(device)
+    y_all = torch.tensor(y_all, dtype=torch.float32).unsqueeze(1).to(device)
+    model = MLP(in_features=30, hidden=(32,)).to(device)
+    loader = DataLoader(TabularDataset((X_train - mean) / std, y_train), batch_size=32, shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for epoch in range(20):
+{step}
+    return model, torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+"""
+
 MUTANTS = [
+    Mutant(
+        name="trained_on_reserved_rows_in_eval_mode",  # the detector once looked at training mode only
+        cells={"train_capstone": _ALL_ROWS.format(step=(
+            "        train_one_epoch(model, loader, nn.BCEWithLogitsLoss(), optimizer, device)\n"
+            "        model.eval()\n        for _ in range(5):\n            optimizer.zero_grad()\n"
+            "            nn.BCEWithLogitsLoss()(model(X_all), y_all).backward()\n            optimizer.step()"))},
+        loses={
+            "test_train_capstone": "rows of the reserved part",
+            "test_reserved_accuracy_090": "cannot score this model",
+            "test_reserved_accuracy_095": "cannot score this model",
+        },
+    ),
+    Mutant(
+        name="peeks_at_reserved_rows_to_choose_an_epoch",
+        cells={"train_capstone": _ALL_ROWS.format(step=(
+            "        train_one_epoch(model, loader, nn.BCEWithLogitsLoss(), optimizer, device)\n"
+            "        model.eval()\n        with torch.no_grad():\n"
+            "            accuracy = ((model(X_all) > 0).float() == y_all).float().mean().item()"))},
+        loses={
+            "test_train_capstone": "rows of the reserved part",
+            "test_reserved_accuracy_090": "cannot score this model",
+            "test_reserved_accuracy_095": "cannot score this model",
+        },
+    ),
     Mutant(
         name="trained_on_reserved_rows",
         cells={"train_capstone": _train(
