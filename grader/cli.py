@@ -2,7 +2,6 @@
 
 import argparse
 import csv
-import json
 import os
 import re
 from pathlib import Path
@@ -73,12 +72,10 @@ def _autograde(args: argparse.Namespace) -> int:
     except (intake.IntakeError, late.LateWorkError) as error:
         print(f"error: {error}")
         return 2
-    timing_file = out / report.TIMING_JSON
-    timing = report.Timing(**json.loads(timing_file.read_text())) if timing_file.exists() else None
     with open(out / intake.INTAKE_CSV, newline="", encoding="utf-8") as f:
         ignored = [(r["path"], r["reason"]) for r in csv.DictReader(f) if r["outcome"] == "ignored"]
     print(containment.line)
-    print(report.summary(rows, timing, warnings, ignored))
+    print(report.summary(rows, rows.timing, warnings, ignored))
     print(f"grades: {out / report.GRADES_CSV}   feedback: {out / 'feedback'}   every notebook found: "
           f"{out / intake.INTAKE_CSV}")
     return 0

@@ -105,7 +105,7 @@ def test_the_command_says_which_containment_at_the_start_and_the_end(tmp_path, m
         print("GRADING")
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / intake.INTAKE_CSV).write_text("path,student_id,assignment,outcome,reason\n")
-        return []
+        return report.Graded([], report.Timing(0, 0.0, []))
 
     monkeypatch.setattr(run, "autograde_class", fake_autograde_class)
     assert cli.main(["autograde", str(subs), "--out", str(tmp_path / "out")]) == 0

@@ -93,6 +93,14 @@ class Timing:
         (Path(out) / TIMING_JSON).write_text(json.dumps(asdict(self), indent=1))
 
 
+class Graded(list):
+    """What a run returns: the rows of grades.csv, in order, with the run's timing."""
+
+    def __init__(self, rows: list[Row], timing: Timing):
+        super().__init__(rows)
+        self.timing = timing
+
+
 def summary(rows: list[Row], timing: Timing | None, warnings: list[str], ignored: list[tuple[str, str]]) -> str:
     """The one screen at the end of a run; `ignored` are the (path, reason) of notebooks not graded."""
     lines = []

@@ -706,7 +706,7 @@ def autograde_class(
     limits: sandbox.Limits | None = None, db_url: str | None = None, autograded: Path | None = None,
     filename_regex: str | None = None, progress: bool = True, containment: str = "auto",
     students: list[str] | None = None, notebook: str | None = None, overrides: Config | None = None,
-) -> list[report.Row]:
+) -> "report.Graded":
     """Grade every submission under `submissions`; returns the rows written to OUT/grades.csv.
 
     `students` and `notebook` are nbgrader's --student and --notebook selections (globs), `overrides` its
@@ -832,10 +832,11 @@ def autograde_class(
         judges.close()
     phases["feedback"] = time.time() - clock
     wall = time.time() - since
-    report.Timing(len(finished), phases["execute"], [j.seconds for j in finished], phases,
-                  sorted(f"{s}/{a}" for s, a in resumed), changed, round(wall, 3),
-                  round(_union([j.span for j in finished if j.span[1]]), 3)).save(out)
-    return ordered
+    timing = report.Timing(len(finished), phases["execute"], [j.seconds for j in finished], phases,
+                           sorted(f"{s}/{a}" for s, a in resumed), changed, round(wall, 3),
+                           round(_union([j.span for j in finished if j.span[1]]), 3))
+    timing.save(out)  # for the instructor and the benchmark
+    return report.Graded(ordered, timing)
 
 
 def _union(spans: list[tuple[float, float]]) -> float:

@@ -198,11 +198,9 @@ def _linear_pair(weight, bias) -> tuple[torch.Tensor, torch.Tensor | None] | Non
 
 # Part A: the building blocks ---------------------------------------------------------------------
 
-MLP_SIZES = [(10, 32, 64, 1), (30, 32, 64, 1), (5, 7, 2), (30, 16, 8, 4, 1)]
-
-
 def _judge_mlp(cases: list[dict]) -> None:
-    for ((args, width), sizes, case) in zip(observers.MLP_CASES, MLP_SIZES, cases, strict=True):
+    for ((args, width), case) in zip(observers.MLP_CASES, cases, strict=True):
+        sizes = observers.mlp_widths(args)
         what = f"MLP{args if len(args) != 1 else f'({args[0]})'}"
         returned(case["made"], what)
         expect(case["module"] is True, f"{what} should be an nn.Module.", "nn.Module", case["type"],

@@ -115,7 +115,14 @@ def reserved_inputs(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
 # Part A: the building blocks ---------------------------------------------------------------------
 
 # MLP(*args), and the width of the rows it is called on.
-MLP_CASES = [((), 10), ((30,), 30), ((5, (7,), 2), 5), ((30, (16, 8, 4)), 30)]
+MLP_DEFAULTS = (10, (32, 64), 1)  # MLP(in_features=10, hidden=(32, 64), out_features=1), as the exercise states
+MLP_CASES = [((), 10), ((30,), 30), ((5, (7,), 2), 5), ((30, (16, 8, 4)), 30)]  # (MLP's arguments, input width)
+
+
+def mlp_widths(args: tuple) -> tuple[int, ...]:
+    """The widths MLP(*args) must chain: in_features, each hidden layer's, out_features."""
+    in_features, hidden, out_features = (*args, *MLP_DEFAULTS[len(args):])
+    return (in_features, *hidden, out_features)
 
 
 def mlp_input(width: int) -> torch.Tensor:
@@ -301,10 +308,9 @@ class _Steps(TorchFunctionMode):
         return [_layer(step) if isinstance(step, nn.Module) else step for step in self.steps]
 
 
-def _observe_model(model: nn.Module, mean, std) -> dict:
-    """The model's logits on the standardised reserved rows, and the steps of its forward pass in order."""
-    steps = _Steps()
-
+def record_forward(model: nn.Module, steps: _Steps, X: torch.Tensor) -> dict:
+    """The model's logits on `X` (in evaluation mode, on the CPU), and the steps of its forward pass in order, as
+    `steps` records and describes them."""
     def logits(X):
         model.to("cpu")
         model.eval()
@@ -317,14 +323,58 @@ def _observe_model(model: nn.Module, mean, std) -> dict:
             for handle in handles:
                 handle.remove()
 
-    try:
-        X = reserved_inputs(mean, std)
-    except Exception:  # noqa: BLE001 -- statistics that are not (30,) tensors: the judge stops before scoring
-        return {}
     observed = {"logits": capture(logits, X)}
     observed["layers"] = steps.described()
     observed["other_operations"] = steps.others
     return observed
+
+
+def _observe_model(model: nn.Module, mean, std) -> dict:
+    """The model's logits on the standardised reserved rows, and the steps of its forward pass in order."""
+    try:
+        X = reserved_inputs(mean, std)
+    except Exception:  # noqa: BLE001 -- statistics that are not (30,) tensors: the judge stops before scoring
+        return {}
+    return record_forward(model, _Steps(), X)
+
+
+class ModelInputs:
+    """Within `with`, every batch a model is run on (the outermost module call, not its layers) that `wanted(X)`
+    accepts, as 2-D rows `shape(X)`: `trained` with gradients on, in training or evaluation mode alike (a model
+    can be trained in eval mode), `looked` with them off. Grad mode is read with torch's own function, saved
+    before student code ran."""
+
+    def __init__(self, wanted, shape):
+        self.wanted, self.shape = wanted, shape
+        self.trained: list[torch.Tensor] = []
+        self.looked: list[torch.Tensor] = []
+        self.depth = 0
+
+    def _before(self, module, inputs):
+        if self.depth == 0 and inputs and isinstance(inputs[0], torch.Tensor) and self.wanted(inputs[0]):
+            rows = self.shape(inputs[0].detach().to("cpu", torch.float32))
+            (self.trained if _GRAD_ENABLED() else self.looked).append(rows)
+        self.depth += 1
+
+    def _after(self, module, inputs, output):
+        self.depth -= 1
+
+    def __enter__(self):
+        self.handles = [torch.nn.modules.module.register_module_forward_pre_hook(self._before),
+                        torch.nn.modules.module.register_module_forward_hook(self._after)]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+
+    def observed(self, width: int) -> dict:
+        """The distinct rows of each kind (at most MAX_SEEN_ROWS) and how many there were."""
+        found = {}
+        for name, kind in (("seen", self.trained), ("looked", self.looked)):
+            rows = torch.unique(torch.cat(kind), dim=0) if kind else torch.empty(0, width)
+            found[name], found[f"{name}_total"] = encode(rows[:MAX_SEEN_ROWS]), int(rows.shape[0])
+        return found
 
 
 def _observe_training(train_capstone) -> dict:
@@ -334,36 +384,10 @@ def _observe_training(train_capstone) -> dict:
         return copy.deepcopy(_runs[key][1])
     parts = splits()
     width = parts["X_train"].shape[1]
-    rows: list[torch.Tensor] = []  # what the model ran on with gradients: trained on, in whichever mode
-    looked: list[torch.Tensor] = []  # what it ran on without: evaluated on
-    depth = [0]
-
-    def before(module, inputs):
-        # Only the outermost module call (the model itself), not its layers; train() or eval() mode alike, since
-        # a model can be trained in evaluation mode.
-        if depth[0] == 0 and inputs:
-            X = inputs[0]
-            if isinstance(X, torch.Tensor) and X.dim() == 2 and X.shape[-1] == width:
-                (rows if _GRAD_ENABLED() else looked).append(X.detach().to("cpu", torch.float32))
-        depth[0] += 1
-
-    def after(module, inputs, output):
-        depth[0] -= 1
-
-    handles = [torch.nn.modules.module.register_module_forward_pre_hook(before),
-               torch.nn.modules.module.register_module_forward_hook(after)]
     start = time.perf_counter()
-    try:
+    with ModelInputs(lambda X: X.dim() == 2 and X.shape[-1] == width, lambda X: X) as inputs:
         record, result = _call(train_capstone, parts["X_train"].copy(), parts["y_train"].copy())
-    finally:
-        for handle in handles:
-            handle.remove()
-    seconds = time.perf_counter() - start
-    seen = torch.unique(torch.cat(rows), dim=0) if rows else torch.empty(0, width)
-    evaluated = torch.unique(torch.cat(looked), dim=0) if looked else torch.empty(0, width)
-    observed = {"result": record, "seconds": seconds, "seen_total": int(seen.shape[0]),
-                "seen": encode(seen[:MAX_SEEN_ROWS]), "looked_total": int(evaluated.shape[0]),
-                "looked": encode(evaluated[:MAX_SEEN_ROWS])}
+    observed = {"result": record, "seconds": time.perf_counter() - start, **inputs.observed(width)}
     if type(result) is tuple and len(result) == 3:
         model, mean, std = result
         observed["module"] = isinstance(model, nn.Module)

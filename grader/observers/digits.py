@@ -30,7 +30,7 @@ VAL_FRACTION = 0.25
 VAL_SEED = 0
 IMAGE_SHAPE = (1, 8, 8)
 N_CLASSES = 10
-MAX_SEEN_ROWS = 20_000
+MAX_SEEN_ROWS = capstone_observers.MAX_SEEN_ROWS
 MAX_STEPS = capstone_observers.MAX_STEPS
 
 
@@ -292,24 +292,7 @@ def reserved_inputs() -> torch.Tensor:
 
 def _observe_model(model: nn.Module) -> dict:
     """The model's logits on the reserved images, and the steps of its forward pass in order."""
-    steps = _ImageSteps()
-
-    def logits(X):
-        model.to("cpu")
-        model.eval()
-        handles = [torch.nn.modules.module.register_module_forward_pre_hook(steps.before),
-                   torch.nn.modules.module.register_module_forward_hook(steps.after)]
-        try:
-            with torch.no_grad(), steps:
-                return model(X)
-        finally:
-            for handle in handles:
-                handle.remove()
-
-    observed = {"logits": capture(logits, reserved_inputs())}
-    observed["layers"] = steps.described()
-    observed["other_operations"] = steps.others
-    return observed
+    return capstone_observers.record_forward(model, _ImageSteps(), reserved_inputs())
 
 
 def _observe_training(train_digits) -> dict:
@@ -318,37 +301,12 @@ def _observe_training(train_digits) -> dict:
     if key in _runs and _runs[key][0] is train_digits:
         return copy.deepcopy(_runs[key][1])
     parts = splits()
-    rows: list[torch.Tensor] = []  # what the model ran on with gradients: trained on, in whichever mode
-    looked: list[torch.Tensor] = []  # what it ran on without: evaluated on
-    depth = [0]
-
-    def before(module, inputs):
-        # Only the outermost module call (the model itself); train() or eval() mode alike, since a model can be
-        # trained in evaluation mode. Grad mode is read with torch's own function, saved before student code ran.
-        if depth[0] == 0 and inputs:
-            X = inputs[0]
-            if isinstance(X, torch.Tensor) and X.dim() >= 2 and X[0].numel() == 64:
-                (rows if capstone_observers._GRAD_ENABLED() else looked).append(
-                    X.detach().to("cpu", torch.float32).reshape(-1, 64))
-        depth[0] += 1
-
-    def after(module, inputs, output):
-        depth[0] -= 1
-
-    handles = [torch.nn.modules.module.register_module_forward_pre_hook(before),
-               torch.nn.modules.module.register_module_forward_hook(after)]
     start = time.perf_counter()
-    try:
+    with capstone_observers.ModelInputs(lambda X: X.dim() >= 2 and X[0].numel() == 64,
+                                        lambda X: X.reshape(-1, 64)) as inputs:
         record, model = _call(train_digits, images(parts["X_train"]),
                               torch.tensor(parts["y_train"], dtype=torch.int64))
-    finally:
-        for handle in handles:
-            handle.remove()
-    seconds = time.perf_counter() - start
-    seen = torch.unique(torch.cat(rows), dim=0) if rows else torch.empty(0, 64)
-    evaluated = torch.unique(torch.cat(looked), dim=0) if looked else torch.empty(0, 64)
-    observed = {"result": _status(record), "seconds": seconds, "seen_total": int(seen.shape[0]),
-                "seen": encode(seen[:MAX_SEEN_ROWS]), "looked": encode(evaluated[:MAX_SEEN_ROWS]),
+    observed = {"result": _status(record), "seconds": time.perf_counter() - start, **inputs.observed(64),
                 "module": isinstance(model, nn.Module),
                 "type": type(model).__name__}
     if observed["module"]:
