@@ -962,3 +962,261 @@ def test_forged_checkpoint_is_rejected(forge, fragments):
     observed = _observation("checkpoint")
     forge(observed)
     _rejects(capstone.judge_checkpoint, observed, fragments)
+
+
+# Part F: early stopping and a threshold chosen on validation ---------------------------------------
+
+def _standardise(X, mean, std):
+    return (torch.tensor(X, dtype=torch.float32) - mean) / std
+
+
+def _val_loss(model, X_val, y_val, batch_size=None):
+    """The mean BCEWithLogitsLoss per sample on the validation rows (in batches when given), eval mode, no graph."""
+    model.eval()
+    y = torch.tensor(y_val, dtype=torch.float32)[:, None]
+    with torch.no_grad():
+        if batch_size is None:
+            return nn.BCEWithLogitsLoss()(model(X_val), y).item()
+        total = 0.0
+        for start in range(0, len(X_val), batch_size):
+            X, t = X_val[start:start + batch_size], y[start:start + batch_size]
+            total += nn.BCEWithLogitsLoss(reduction="sum")(model(X), t).item()
+        return total / len(X_val)
+
+
+def fit_capstone(X_train, y_train, X_val, y_val, max_epochs=100, patience=5, *, compare=None, reset=True,
+                 extra=0, restore=True, val_rows=None, batch_size=None, copy_state=True):
+    """The reference (keyword-only arguments make the mistakes the tests below need)."""
+    import copy
+    torch.manual_seed(0)
+    mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+    std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+    model = MLP(30, (32,))
+    loader = DataLoader(TabularDataset(_standardise(X_train, mean, std).numpy(), y_train), batch_size=32,
+                        shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    X_v, y_v = (X_val, y_val) if val_rows is None else val_rows
+    X_v = _standardise(X_v, mean, std)
+    history, best, best_state, waited = [], float("inf"), None, 0
+    for _ in range(max_epochs):
+        train_loss = train_one_epoch(model, loader, nn.BCEWithLogitsLoss(), optimizer)
+        val_loss = _val_loss(model, X_v, y_v, batch_size)
+        history.append((train_loss, val_loss))
+        if (compare or (lambda a, b: a < b))(val_loss, best):
+            best, waited = val_loss, 0 if reset else waited
+            best_state = copy.deepcopy(model.state_dict()) if copy_state else model.state_dict()
+        else:
+            waited += 1
+            if waited >= patience + extra:
+                break
+    if restore:
+        model.load_state_dict(best_state)
+    return model, mean, std, history
+
+
+def fit_capstone_batched_float64(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+    """Correct too: torch statistics, a validation loader of 16 rows, shuffled, with the mean of the batches."""
+    import copy
+    torch.manual_seed(3)
+    X = torch.tensor(X_train, dtype=torch.float32)
+    mean, std = X.mean(0), X.std(0)
+    model = ListMLP(30, (16,))
+    loader = DataLoader(TabularDataset(((X - mean) / std).numpy(), y_train), batch_size=64, shuffle=True)
+    val = DataLoader(TabularDataset(_standardise(X_val, mean, std).numpy(), y_val), batch_size=16, shuffle=True)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    history, best, best_state, waited = [], math_inf(), None, 0
+    for _ in range(max_epochs):
+        train_loss = train_one_epoch_zero_after(model, loader, nn.BCEWithLogitsLoss(), optimizer)
+        model.eval()
+        with torch.no_grad():
+            losses = [nn.BCEWithLogitsLoss()(model(Xb), yb).item() for Xb, yb in val]
+        predict(model, _standardise(X_train, mean, std))  # watching the training accuracy is fine
+        history.append((train_loss, sum(losses) / len(losses)))
+        if history[-1][1] < best:
+            best, best_state, waited = history[-1][1], copy.deepcopy(model.state_dict()), 0
+        else:
+            waited += 1
+            if waited == patience:
+                break
+    model.load_state_dict(best_state)
+    return model, mean, std, history
+
+
+def math_inf():
+    return float("inf")
+
+
+def choose_capstone_threshold(model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0):
+    model.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(_standardise(X_val, mean, std))).squeeze(1)
+    y = torch.as_tensor(y_val)
+    best_t, best = 1.0, float("inf")
+    for t in sorted({0.0, 1.0, *probs.tolist()}):
+        y_hat = probs >= t
+        cost = cost_fn * int((~y_hat & (y == 1)).sum()) + cost_fp * int((y_hat & (y == 0)).sum())
+        if cost < best:
+            best_t, best = t, cost
+    return float(best_t)
+
+
+def choose_capstone_threshold_numpy(model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0):
+    """Correct too: NumPy probabilities in float64, the largest t of the lowest cost."""
+    X = (X_val - mean.double().numpy()) / std.double().numpy()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(torch.from_numpy(X).float())).double().numpy().ravel()
+    costs = {t: cost_fn * ((probs < t) & (y_val == 1)).sum() + cost_fp * ((probs >= t) & (y_val == 0)).sum()
+             for t in [*probs, 1.0]}
+    lowest = min(costs.values())
+    return float(max(t for t, c in costs.items() if c == lowest))
+
+
+@pytest.mark.parametrize("right", [fit_capstone, fit_capstone_batched_float64], ids=lambda f: f.__name__)
+def test_early_stopping_accepts_correct_variants(right):
+    """Is an early-stopping fit with one validation batch or several (shuffled, either mean) accepted?"""
+    capstone.check_early_stopping(right)
+
+
+def _variant(**mistake):
+    def wrong(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+        return fit_capstone(X_train, y_train, X_val, y_val, max_epochs, patience, **mistake)
+    return wrong
+
+
+def _fixed_patience(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+    return fit_capstone(X_train, y_train, X_val, y_val, max_epochs, 5)
+
+
+def _no_stopping(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+    return fit_capstone(X_train, y_train, X_val, y_val, max_epochs, patience=10 ** 6)
+
+
+def _train_loss_as_val(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+    model, mean, std, history = fit_capstone(X_train, y_train, X_val, y_val, max_epochs, patience)
+    return model, mean, std, [(a, a) for a, _ in history]
+
+
+def _trains_on_val(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+    return fit_capstone(np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val]), X_val, y_val,
+                        max_epochs, patience)
+
+
+def _returns_three(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+    return fit_capstone(X_train, y_train, X_val, y_val, max_epochs, patience)[:3]
+
+
+@pytest.mark.parametrize("wrong, fragments", [
+    (_no_stopping, ["wrong number of epochs", "ran every epoch"]),
+    (_fixed_patience, ["wrong number of epochs", "patience you are given"]),
+    (_variant(extra=1), ["wrong number of epochs", "not one later"]),
+    (_variant(restore=False), ["does not hold the weights of its best epoch", "load_state_dict"]),
+    (_variant(copy_state=False), ["does not hold the weights of its best epoch", "deepcopy"]),
+    (_variant(val_rows=(capstone.splits()["X_train"], capstone.splits()["y_train"])),
+     ["never ran the model on the whole validation part"]),
+    (_train_loss_as_val, ["validation loss of epoch 1 is not the loss of the model on the validation rows"]),
+    (_trains_on_val, ["training and validation parts together"]),
+    (_returns_three, ["(model, mean, std, history)"]),
+], ids=lambda v: getattr(v, "__name__", "") if callable(v) else "")
+def test_early_stopping_explains_mistakes(wrong, fragments):
+    """Does each wrong fit_capstone fail with a message naming its mistake?"""
+    _fails_with(capstone.check_early_stopping, wrong, fragments=fragments)
+
+
+def test_threshold_accepts_correct_variants():
+    capstone.check_validation_threshold(choose_capstone_threshold)
+    capstone.check_validation_threshold(choose_capstone_threshold_numpy)
+
+
+def _on_training_rows(model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0):
+    parts = capstone.splits()
+    return choose_capstone_threshold(model, mean, std, parts["X_train"], parts["y_train"], cost_fn, cost_fp)
+
+
+def _on_reserved_rows(model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0):
+    X, y = load_breast_cancer(return_X_y=True)
+    return choose_capstone_threshold(model, mean, std, X, y, cost_fn, cost_fp)
+
+
+@pytest.mark.parametrize("wrong, fragments", [
+    (lambda model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0: 0.5, ["not the lowest", "default threshold"]),
+    (_on_training_rows, ["not the lowest", "training rows"]),
+    (_on_reserved_rows, ["rows of the reserved part"]),
+    (lambda model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0: torch.tensor(0.5), ["not a Python float"]),
+    (lambda model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0:
+     choose_capstone_threshold(model, mean, std, X_val, y_val, cost_fp, cost_fn), ["not the lowest", "swapped"]),
+], ids=["default_0.5", "training_rows", "reserved_rows", "tensor", "costs_swapped"])
+def test_threshold_explains_mistakes(wrong, fragments):
+    _fails_with(capstone.check_validation_threshold, wrong, fragments=fragments)
+
+
+def test_part_f_stubs_pass_through_unchanged():
+    """Does an unsolved fit_capstone or choose_capstone_threshold still raise NotImplementedError?"""
+    def stub(*args, **kwargs):
+        raise NotImplementedError("Replace this line")
+
+    with pytest.raises(NotImplementedError):
+        capstone.check_early_stopping(stub)
+    with pytest.raises(NotImplementedError):
+        capstone.check_validation_threshold(stub)
+
+
+PART_F = {"early_stopping": (capstone.check_early_stopping, fit_capstone),
+          "validation_threshold": (capstone.check_validation_threshold, choose_capstone_threshold)}
+
+
+def _part_f_observation(name: str) -> dict:
+    if name not in _observed:
+        check, function = PART_F[name]
+        _observed[name] = check.observe(function)
+    return json.loads(as_json(_observed[name]))
+
+
+@pytest.mark.parametrize("name", sorted(PART_F))
+def test_part_f_observation_is_strict_json_and_judged_as_a_pass(name):
+    check, _ = PART_F[name]
+    text = as_json(_part_f_observation(name))
+    assert len(text) < 2_000_000, f"the {name} observation is {len(text)} characters: too big to send per cell"
+    check.judge(json.loads(text))
+
+
+def _forge_history_cut(observed):
+    """One epoch left out of the history (as if the loop had stopped a patience earlier)."""
+    observed["parts"][0]["value"]["__list__"].pop() if "__list__" in observed["parts"][0]["value"] else \
+        observed["parts"][0]["value"].pop()
+
+
+def _forge_first_layer(observed):
+    """The returned model's first layer replaced by zeros: its recorded logits no longer follow from its layers."""
+    observed["layers"][0]["parameters"]["weight"] = _tensor(torch.zeros(32, 30))
+
+
+def _forge_evaluation_outputs(observed):
+    """Every recorded validation pass made to look like the returned model's (to pass the best-weights test)."""
+    for call in observed["evaluations"]:
+        call["out"] = _tensor(torch.zeros_like(decode(call["out"])))
+
+
+@pytest.mark.parametrize("forge, fragments", [
+    (_forge_history_cut, ["wrong number of epochs"]),
+    (_forge_first_layer, ["does not compute its logits from its layers"]),
+    (_forge_evaluation_outputs, ["validation loss of epoch 1 is not the loss"]),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_forged_early_stopping_is_rejected(forge, fragments):
+    observed = _part_f_observation("early_stopping")
+    forge(observed)
+    _rejects(capstone.judge_early_stopping, observed, fragments)
+
+
+def test_forged_threshold_is_rejected():
+    """Does the judge compute the validation cost of the returned threshold itself, from its own model?"""
+    observed = _part_f_observation("validation_threshold")
+    observed["result"] = {"value": 0.5}
+    _rejects(capstone.judge_validation_threshold, observed, ["not the lowest"])
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_part_f_reference_passes_under_any_global_seed(seed):
+    """Does the reference get Part F's points whatever the global seed was before the checks?"""
+    torch.manual_seed(seed)
+    capstone.check_early_stopping(fit_capstone)
+    capstone.check_validation_threshold(choose_capstone_threshold)

@@ -24,6 +24,7 @@ from torch import nn
 
 from grader.checks import inference
 from grader.checks.report import expect, fail, judged, returned, type_name
+from grader.checks.training import _stops_after
 from grader.observation import decode
 from grader.observers import capstone as observers
 from grader.observers.capstone import (
@@ -34,15 +35,17 @@ from grader.observers.capstone import (
     VAL_SEED,
     observe_building_blocks,
     observe_checkpoint,
+    observe_early_stopping,
     observe_predict_raw,
     observe_reserved_accuracy,
     observe_train_capstone,
+    observe_validation_threshold,
     splits,
 )
 
 __all__ = ["N_FEATURES", "RESERVED_FRACTION", "RESERVED_SEED", "VAL_FRACTION", "VAL_SEED", "splits",
            "check_building_blocks", "check_train_capstone", "check_predict_raw", "check_checkpoint",
-           "check_reserved_accuracy"]
+           "check_reserved_accuracy", "check_early_stopping", "check_validation_threshold"]
 
 TRAINING_BUDGET_S = 30
 MLP_HINT = ("build the model as a chain of layers the grader can rebuild, applied one after the other: nn.Linear, "
@@ -419,39 +422,39 @@ def _leak(observed: dict, mean, std) -> str | None:
     return None
 
 
-def _read_steps(observed: dict) -> list[dict]:
+def _read_steps(observed: dict, who: str = "train_capstone") -> list[dict]:
     steps = observed.get("layers")
     expect(isinstance(steps, list) and len(steps) <= observers.MAX_STEPS
            and all(isinstance(step, dict) and isinstance(step.get("type"), str) for step in steps),
-           "The hidden check could not read the layers of the model train_capstone returns.",
+           f"The hidden check could not read the layers of the model {who} returns.",
            hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules; a model "
            f"of more than {observers.MAX_STEPS} steps is too large for this exercise.")
     return steps
 
 
-def _rebuilt_logits(observed: dict, X: torch.Tensor) -> torch.Tensor:
+def _rebuilt_logits(observed: dict, X: torch.Tensor, who: str = "train_capstone") -> torch.Tensor:
     """The logits of the network the recorded steps describe, computed here: the kernel's are not trusted."""
-    steps = _read_steps(observed)
+    steps = _read_steps(observed, who)
     unknown = sorted({step["type"] for step in steps if step.get("kind") not in REBUILDS})
-    expect(not unknown, "the model train_capstone returns has layers the reserved rows cannot score.",
+    expect(not unknown, f"the model {who} returns has layers the reserved rows cannot score.",
            f"layers the grader can rebuild: {', '.join(sorted(REBUILDS))}", unknown, MLP_HINT)
     try:
         linears = [_linear_pair(decode(step["parameters"].get("weight")), decode(step["parameters"].get("bias")))
                    if isinstance(step.get("parameters"), dict) else None
                    for step in steps if step["kind"] == "Linear"]
     except (ValueError, TypeError, KeyError, AttributeError) as error:
-        fail(f"The hidden check could not read the layers of the model train_capstone returns ({error}).")
+        fail(f"The hidden check could not read the layers of the model {who} returns ({error}).")
     shapes = [tuple(pair[0].shape) if pair else None for pair in linears]
     chained = bool(linears) and None not in linears and shapes[0][1] == N_FEATURES and shapes[-1][0] == 1 and all(
         a[0] == b[1] for a, b in zip(shapes, shapes[1:]))
-    expect(chained, f"the model train_capstone returns is not a chain of nn.Linear layers from {N_FEATURES} "
+    expect(chained, f"the model {who} returns is not a chain of nn.Linear layers from {N_FEATURES} "
            "features to 1 logit.", f"weights of shape (h1, {N_FEATURES}), (h2, h1), ..., (1, hk)", shapes, MLP_HINT)
     try:
         return _replay(steps, X)
     except _Unreadable as problem:
-        fail(f"the grader could not rebuild the model train_capstone returns: {problem}.", hint=MLP_HINT)
+        fail(f"the grader could not rebuild the model {who} returns: {problem}.", hint=MLP_HINT)
     except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-        fail("the grader could not rebuild the model train_capstone returns from its layers applied one after the "
+        fail(f"the grader could not rebuild the model {who} returns from its layers applied one after the "
              f"other ({type(error).__name__}: {str(error)[:120]}).", hint=MLP_HINT)
 
 
@@ -583,3 +586,211 @@ def judge_checkpoint(observed: dict, **kwargs) -> None:
 
 
 check_checkpoint = judged(observe_checkpoint, judge_checkpoint)
+
+
+# Part F: early stopping, a threshold chosen on validation ----------------------------------------
+
+_STOPPING_SECTION = "(lecture 05, 'Keeping the best model, and early stopping'; exercise 05)"
+_THRESHOLD_SECTION = "(lecture 06, 'Moving the threshold: the precision-recall trade-off'; exercise 06)"
+ROUNDING = 1e-5
+FIT_CALL = (f"fit_capstone(X_train, y_train, X_val, y_val, max_epochs={observers.GRADED_MAX_EPOCHS}, "
+            f"patience={observers.GRADED_PATIENCE})")
+
+
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+
+
+def _fit_parts(observed: dict) -> tuple[list[tuple[float, float]], torch.Tensor, torch.Tensor]:
+    """The history, mean and std fit_capstone returned (mean and std in float64), once its result has the right
+    form."""
+    returned(observed["result"], FIT_CALL)
+    if "parts" not in observed:
+        value = returned(observed["result"], FIT_CALL)
+        fail("fit_capstone should return (model, mean, std, history).", "a tuple of 4", repr(value)[:80],
+             "return the model holding the best epoch's weights, X_train's mean and std, and the history.")
+    parts = observed["parts"]
+    expect(isinstance(parts, list) and len(parts) == 3, "The hidden check could not read what fit_capstone returned.",
+           hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules.")
+    history, mean, std = (returned(part, FIT_CALL) for part in parts)
+    expect(observed.get("module") is True, "the model fit_capstone returns should be an nn.Module.", "nn.Module")
+    for name, value in (("mean", mean), ("std", std)):
+        expect(isinstance(value, torch.Tensor) and tuple(value.shape) == (N_FEATURES,),
+               f"the {name} fit_capstone returns should be a tensor of shape ({N_FEATURES},).",
+               f"tensor of shape ({N_FEATURES},)",
+               tuple(value.shape) if isinstance(value, torch.Tensor) else type_name(value),
+               "return one value per feature column, as a float32 tensor.")
+    expect(isinstance(history, list | tuple) and history and all(
+        isinstance(pair, list | tuple) and len(pair) == 2
+        and all(isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
+        for pair in history),
+        f"{FIT_CALL} should return a history with one (train_loss, val_loss) pair of floats per epoch that ran.",
+        "[(train_loss, val_loss), ...]", repr(history)[:120],
+        "append (train_loss, val_loss) after each epoch, as Python floats (loss.item()).")
+    return [(float(a), float(b)) for a, b in history], mean.to(torch.float64), std.to(torch.float64)
+
+
+def _validation_passes(observed: dict, mean, std) -> list[tuple[torch.Tensor, list[float]]]:
+    """Every complete pass over the validation rows the model made with gradients off, in order: its logits in the
+    order of X_val, and the losses it may have reported (the mean per sample, the mean of its batches' means)."""
+    calls = observed.get("evaluations")
+    expect(isinstance(calls, list) and type(observed.get("evaluations_dropped")) is int,
+           "The hidden check could not read the evaluations fit_capstone made.",
+           hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules.")
+    parts = splits()
+    X_val = observers.validation_inputs(mean, std).double()
+    y_val = torch.tensor(parts["y_val"], dtype=torch.float64)
+    passes, batches, covered = [], [], set()
+    for call in calls:
+        X, out = decode(call.get("X")) if isinstance(call, dict) else None, decode(call.get("out"))
+        if not (isinstance(X, torch.Tensor) and isinstance(out, torch.Tensor) and X.dim() == 2
+                and X.shape[1] == N_FEATURES and out.numel() == X.shape[0] and X.shape[0] <= len(X_val)):
+            continue
+        distance, index = torch.cdist(X.double(), X_val, p=float("inf")).min(dim=1)
+        if not bool((distance < 1e-3).all()):
+            batches, covered = [], set()  # not validation rows: whatever was gathered is no pass
+            continue
+        rows = index.tolist()
+        if covered & set(rows):
+            batches, covered = [], set()
+        batches.append((rows, out.double().reshape(-1)))
+        covered |= set(rows)
+        if len(covered) == len(X_val):
+            logits = torch.empty(len(X_val), dtype=torch.float64)
+            means = []
+            for rows_, out_ in batches:
+                logits[rows_] = out_
+                means.append(F.binary_cross_entropy_with_logits(out_, y_val[rows_]).item())
+            per_sample = F.binary_cross_entropy_with_logits(logits, y_val).item()
+            passes.append((logits, [per_sample, sum(means) / len(means)]))
+            batches, covered = [], set()
+    return passes
+
+
+def _rule_hint(val_losses: list[float], ran: int, patience: int) -> str:
+    """Why an early-stopping loop ran `ran` epochs on its own validation curve, where a known mistake explains it."""
+    for variant, why in (({"strict": False}, "a validation loss equal to the best is not an improvement: compare "
+                          "with <, not <="),
+                         ({"reset": False}, "reset the count of epochs without improvement to 0 at every new best: "
+                          "patience counts consecutive epochs"),
+                         ({"extra": 1}, f"stop as soon as {patience} epochs in a row did not improve, not one later"),
+                         ({"extra": -1}, f"wait for {patience} epochs in a row without improvement, not one fewer")):
+        if ran == _stops_after(val_losses, patience, **variant) != _stops_after(val_losses, patience):
+            return f"{why} {_STOPPING_SECTION}."
+    if ran == observers.GRADED_MAX_EPOCHS:
+        return ("the loop ran every epoch: after each epoch compare the validation loss with the best so far and "
+                f"stop after `patience` epochs in a row without a strictly lower one {_STOPPING_SECTION}.")
+    return ("use the patience you are given (not a number of your own), and after each epoch: if the validation loss "
+            "is strictly lower than the best so far, remember it and reset the count; otherwise count one more epoch "
+            f"and stop when the count reaches patience {_STOPPING_SECTION}.")
+
+
+def judge_early_stopping(observed: dict, **kwargs) -> None:
+    """fit_capstone trains on the standardised training rows only, measures the validation loss after every epoch,
+    stops by the patience rule and returns the model holding the best epoch's weights."""
+    history, mean, std = _fit_parts(observed)
+    stats = _statistics_problem(mean, std)
+    expect(stats is None, f"{FIT_CALL}: {stats}.", "X_train.mean(axis=0) and X_train.std(axis=0)",
+           f"mean[:3] = {mean[:3].tolist()}",
+           "fit the standardisation on X_train only and apply it to X_val too (lecture 04).")
+    rows = _rows_problem(*_seen(observed), mean, std) or _peeked(observed, mean, std)
+    expect(rows is None, f"{FIT_CALL}: {rows.replace('train_capstone', 'fit_capstone') if rows else rows}.",
+           hint="train on the standardised X_train only; X_val is for the validation loss, never for a step.")
+    max_epochs, patience = observers.GRADED_MAX_EPOCHS, observers.GRADED_PATIENCE
+    expect(len(history) <= max_epochs, f"{FIT_CALL} ran more than max_epochs epochs.", f"at most {max_epochs}",
+           len(history), "run at most max_epochs epochs.")
+    passes = _validation_passes(observed, mean, std)
+    expect(passes, f"{FIT_CALL} never ran the model on the whole validation part with gradients off.",
+           "one pass over X_val (standardised with X_train's mean and std) after every epoch", "none",
+           "after each epoch, in model.eval() and under torch.no_grad(), compute the loss on all of X_val, "
+           "standardised with the training mean and std " + _STOPPING_SECTION + ".")
+    matched, j = [], 0
+    for epoch, (_, val_loss) in enumerate(history, start=1):
+        k = next((k for k in range(j, len(passes)) if any(_close(val_loss, v) for v in passes[k][1])), None)
+        if k is None:
+            recent = passes[min(j, len(passes) - 1)][1][0]
+            fail(f"{FIT_CALL}: the validation loss of epoch {epoch} is not the loss of the model on the validation "
+                 "rows.", f"{recent:.5f} (BCEWithLogitsLoss on all of X_val, measured after that epoch)",
+                 f"{val_loss:.5f}",
+                 "after each epoch compute the mean BCEWithLogitsLoss over all the standardised X_val rows with the "
+                 "model in eval mode under torch.no_grad(), and record that value (not the training loss, nor the "
+                 "loss on the training rows) " + _STOPPING_SECTION + ".")
+        matched.append(k)
+        j = k + 1
+    val_losses = [v for _, v in history]
+    expected = _stops_after(val_losses, patience)
+    if expected == len(val_losses) and _stops_after([*val_losses, math.inf], patience) > expected:
+        expected = max_epochs  # the rule had not stopped it yet: it should have gone on
+    expect(len(history) == expected, f"{FIT_CALL} ran the wrong number of epochs for its validation losses.",
+           f"{expected} epochs (then {patience} in a row without a strictly lower validation loss)"
+           if expected < max_epochs else f"all {max_epochs} epochs (the rule never stopped it)",
+           f"{len(history)} epochs", _rule_hint(val_losses, len(history), patience))
+    best = min(range(len(val_losses)), key=lambda i: (val_losses[i], i))
+    X_val = observers.validation_inputs(mean, std)
+    logits = _rebuilt_logits(observed, X_val, "fit_capstone").reshape(-1)
+    reported = returned(observed["logits"], "the model fit_capstone returns, on the standardised validation rows,")
+    expect(isinstance(reported, torch.Tensor) and reported.numel() == logits.numel()
+           and torch.allclose(reported.double().reshape(-1), logits, rtol=1e-4, atol=1e-4, equal_nan=True),
+           "the model fit_capstone returns does not compute its logits from its layers applied one after the other "
+           f"({_sequence(observed)}).", _head(logits), _head(reported), MLP_HINT)
+    expect(torch.allclose(logits, passes[matched[best]][0], rtol=1e-4, atol=1e-4),
+           f"{FIT_CALL} returned a model that does not hold the weights of its best epoch.",
+           f"the model as it was after epoch {best + 1} (the lowest validation loss, {val_losses[best]:.5f})",
+           "other weights (the last epoch's?)",
+           "keep copy.deepcopy(model.state_dict()) whenever the validation loss is strictly lower than the best so "
+           f"far, and call model.load_state_dict(best_state) before returning {_STOPPING_SECTION}.")
+    seconds = observed["seconds"]
+    expect(type(seconds) in (int, float) and seconds < TRAINING_BUDGET_S, f"{FIT_CALL} took too long.",
+           f"under {TRAINING_BUDGET_S} s", seconds, "train with larger batches or a larger learning rate.")
+
+
+check_early_stopping = judged(observe_early_stopping, judge_early_stopping)
+
+
+def _near(seen: torch.Tensor, X: np.ndarray, mean, std) -> int:
+    if not seen.shape[0]:
+        return 0
+    standardised = (torch.tensor(X, dtype=torch.float64) - mean) / std
+    return int((torch.cdist(seen, standardised, p=float("inf")).min(dim=1).values < 1e-3).sum())
+
+
+def judge_validation_threshold(observed: dict, **kwargs) -> None:
+    """choose_capstone_threshold(model, mean, std, X_val, y_val) returns a t in [0, 1] whose labels probs >= t reach
+    the lowest cost_fn * FN + cost_fp * FP on the validation rows, having run the model on no reserved row."""
+    what = "choose_capstone_threshold(model, mean, std, X_val, y_val) for the grader's model"
+    t = returned(observed["result"], what)
+    model, mean, std = observers.threshold_model()
+    mean, std = mean.double(), std.double()
+    parts = splits()
+    seen = torch.cat([_seen(observed, kind)[0] for kind in ("seen", "looked")])
+    reserved = _near(seen, parts["X_reserved"], mean, std)
+    expect(not reserved, f"{what} ran the model on {reserved} rows of the reserved part, which no one may look at.",
+           hint="choose the threshold on the validation rows you are given: never reload the data set.")
+    if isinstance(t, torch.Tensor):
+        fail(f"{what} returned a tensor, not a Python float.", "float", repr(t)[:60],
+             "turn the chosen threshold into a number with float(...) or .item().")
+    expect(isinstance(t, float | int) and not isinstance(t, bool), f"{what} should return a float.", "float",
+           type_name(t), "return the threshold itself as a float.")
+    t = float(t)
+    expect(0.0 <= t <= 1.0, f"{what} returned a threshold outside [0, 1].", "0 <= t <= 1", t)
+    with torch.no_grad():
+        probs = torch.sigmoid(model(observers.validation_inputs(mean, std))).squeeze(1)
+    y = torch.tensor(parts["y_val"])
+    lowest = inference.best_cost(probs, y)
+    # Probabilities computed another way (float64, NumPy) differ from these by rounding: a t within ROUNDING of a
+    # probability may label that row either way, and both count.
+    found = min(inference.cost(probs.double(), y, t + shift) for shift in (-ROUNDING, 0.0, ROUNDING))
+    if math.isclose(found, lowest):
+        return
+    hint = inference._threshold_hint(probs, y, t, 10.0, 1.0)
+    if _near(seen, parts["X_train"], mean, std) and not _near(seen, parts["X_val"], mean, std):
+        hint = ("the model was run on the training rows, not on the validation rows: choose the threshold on X_val "
+                "(standardised with the mean and std you are given) and y_val")
+    elif t == 0.5:
+        hint = ("0.5 is the default threshold, not one chosen by cost: try every validation probability as t (and "
+                f"1.0) and keep one of the lowest cost {_THRESHOLD_SECTION}")
+    fail(f"{what} returned a threshold whose cost on the validation rows is not the lowest.",
+         f"a cost of {lowest:g} (10 * FN + 1 * FP on X_val)", f"a cost of {found:g} at t = {t:.6g}", hint)
+
+
+check_validation_threshold = judged(observe_validation_threshold, judge_validation_threshold)

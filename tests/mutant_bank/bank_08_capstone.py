@@ -446,3 +446,186 @@ def load_checkpoint(path, model):
         },
     ),
 ]
+
+
+# Part F: fit_capstone (early stopping), plot_learning_curve, choose_capstone_threshold --------------
+
+def _fit(improved="val_loss < best_loss", stop="waited >= patience", keep="copy.deepcopy(model.state_dict())",
+         restore="    model.load_state_dict(best_state)", val="criterion(model(X_v), y_v).item()",
+         X_fit="X_train", y_fit="y_train", head="") -> str:
+    """A fit_capstone that differs from the reference in the given pieces."""
+    return f"""
+def fit_capstone(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+    torch.manual_seed(0){head}
+    mean = torch.tensor(X_train.mean(axis=0), dtype=torch.float32)
+    std = torch.tensor(X_train.std(axis=0), dtype=torch.float32)
+    loader = DataLoader(TabularDataset(({X_fit} - mean.numpy()) / std.numpy(), {y_fit}), batch_size=32, shuffle=True)
+    X_v = ((torch.tensor(X_val, dtype=torch.float32) - mean) / std).to(device)
+    y_v = torch.tensor(y_val, dtype=torch.float32).reshape(-1, 1).to(device)
+    model = MLP(in_features=30, hidden=(32,)).to(device)
+    criterion = nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    history, best_loss, best_state, waited = [], float("inf"), None, 0
+    for _ in range(max_epochs):
+        train_loss = train_one_epoch(model, loader, criterion, optimizer, device)
+        model.eval()
+        with torch.no_grad():
+            val_loss = {val}
+        history.append((train_loss, val_loss))
+        if {improved}:
+            best_loss, best_state, waited = val_loss, {keep}, 0
+        else:
+            waited += 1
+            if {stop}:
+                break
+{restore}
+    return model, mean, std, history
+"""
+
+
+def _threshold(rows: str, rule: str = "") -> str:
+    """A choose_capstone_threshold that computes probabilities on `rows` (X, y) and picks t by `rule`."""
+    return f"""
+def choose_capstone_threshold(model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0):
+    X_rows, y_rows = {rows}
+    X = (torch.tensor(X_rows, dtype=torch.float32) - mean.cpu()) / std.cpu()
+    model.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(X.to(next(model.parameters()).device))).squeeze(1).cpu()
+    y = torch.as_tensor(y_rows)
+    best_t, best_cost = 1.0, float("inf")
+    for t in sorted({{0.0, 1.0, *probs.tolist()}}):
+        y_hat = probs >= t
+        cost = cost_fn * int((~y_hat & (y == 1)).sum()) + cost_fp * int((y_hat & (y == 0)).sum())
+        if cost < best_cost:
+            best_t, best_cost = t, cost
+{rule}    return float(best_t)
+"""
+
+
+MUTANTS += [
+    Mutant(
+        name="no_early_stopping",  # trains every epoch, keeps the last model
+        cells={"fit_capstone": _fit(stop="False")},
+        loses={"test_early_stopping": "ran the wrong number of epochs"},
+    ),
+    Mutant(
+        name="patience_fixed_at_five",
+        cells={"fit_capstone": _fit(stop="waited >= 5")},
+        loses={"test_early_stopping": "patience you are given"},
+    ),
+    Mutant(
+        name="stops_one_epoch_late",
+        cells={"fit_capstone": _fit(stop="waited > patience")},
+        loses={"test_early_stopping": "epochs in a row"},
+    ),
+    Mutant(
+        name="best_weights_not_restored",
+        cells={"fit_capstone": _fit(restore="")},
+        loses={"test_early_stopping": "best epoch"},
+    ),
+    Mutant(
+        name="best_state_shares_the_live_tensors",
+        cells={"fit_capstone": _fit(keep="model.state_dict()")},
+        loses={"test_early_stopping": "best epoch"},
+    ),
+    Mutant(
+        name="validation_loss_is_the_training_loss",
+        cells={"fit_capstone": _fit(val="(criterion(model(X_v), y_v).item(), train_loss)[1]")},
+        loses={"test_early_stopping": "is not the loss of the model on the validation rows"},
+    ),
+    Mutant(
+        name="early_stopping_trains_on_validation_rows",
+        cells={"fit_capstone": _fit(X_fit="np.concatenate([X_train, X_val])",
+                                    y_fit="np.concatenate([y_train, y_val])")},
+        loses={"test_early_stopping": "rows of the validation part"},
+    ),
+    Mutant(
+        name="learning_curve_without_the_validation_loss",
+        cells={"plot_learning_curve": """
+def plot_learning_curve(history):
+    fig, ax = plt.subplots()
+    ax.plot([train for train, _ in history], label="training loss")
+    ax.legend()
+    return fig
+"""},
+        loses={"test_early_stopping": "no line of the validation loss"},
+    ),
+    Mutant(
+        name="threshold_chosen_on_training_rows",
+        cells={"choose_capstone_threshold": _threshold("X_train, y_train")},
+        loses={"test_validation_threshold": "choose t on X_val"},  # the hidden test names the training rows
+    ),
+    Mutant(
+        name="threshold_chosen_on_reserved_rows",
+        cells={"choose_capstone_threshold": _threshold("load_breast_cancer(return_X_y=True)")},
+        loses={"test_validation_threshold": "choose t on X_val"},  # the hidden test names the reserved rows
+    ),
+    Mutant(
+        name="threshold_ignored",  # the costs are computed, and the default 0.5 returned anyway
+        cells={"choose_capstone_threshold": _threshold("X_val, y_val", "    best_t = 0.5\n")},
+        loses={"test_validation_threshold": "default threshold"},
+    ),
+]
+
+CORRECT += [
+    Correct(
+        name="early_stopping_with_a_shuffled_validation_loader_and_clones",
+        cells={
+            "fit_capstone": """
+def fit_capstone(X_train, y_train, X_val, y_val, max_epochs=100, patience=5):
+    torch.manual_seed(1)
+    X = torch.tensor(X_train, dtype=torch.float32)
+    mean, std = X.mean(dim=0), X.std(dim=0)
+    loader = DataLoader(TabularDataset(((X - mean) / std).numpy(), y_train), batch_size=64, shuffle=True)
+    val_loader = DataLoader(TabularDataset(((torch.tensor(X_val, dtype=torch.float32) - mean) / std).numpy(), y_val),
+                            batch_size=16, shuffle=True)
+    model = nn.Sequential(nn.Linear(30, 16), nn.Tanh(), nn.Linear(16, 1)).to(device)
+    criterion = nn.BCEWithLogitsLoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    history, best, best_state, bad_epochs = [], None, None, 0
+    for epoch in range(max_epochs):
+        train_loss = train_one_epoch(model, loader, criterion, optimizer, device)
+        model.eval()
+        total = 0.0
+        with torch.inference_mode():
+            for X_b, y_b in val_loader:
+                total += criterion(model(X_b.to(device)), y_b.to(device)).item() * len(X_b)
+        val_loss = total / len(val_loader.dataset)
+        history.append((train_loss, val_loss))
+        if best is None or val_loss < best:
+            best, bad_epochs = val_loss, 0
+            best_state = {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        if bad_epochs == patience:
+            break
+    model.load_state_dict(best_state)
+    return model, mean, std, history
+""",
+            "plot_learning_curve": """
+def plot_learning_curve(history):
+    train, val = zip(*history)
+    fig = plt.figure()
+    plt.plot(np.arange(1, len(train) + 1), val, "o-", label="validation")
+    plt.plot(np.arange(1, len(train) + 1), train, label="training")
+    plt.axvline(int(np.argmin(val)) + 1, color="grey", linestyle=":")
+    plt.xlabel("epoch")
+    plt.legend()
+    return fig
+""",
+            "choose_capstone_threshold": """
+def choose_capstone_threshold(model, mean, std, X_val, y_val, cost_fn=10.0, cost_fp=1.0):
+    X = (X_val - mean.double().numpy()) / std.double().numpy()
+    model.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(model(torch.from_numpy(X).float().to(next(model.parameters()).device))).cpu()
+    probs = probs.double().numpy().ravel()
+    candidates = np.append(np.unique(probs), 1.0)
+    costs = [cost_fn * np.sum((probs < t) & (y_val == 1)) + cost_fp * np.sum((probs >= t) & (y_val == 0))
+             for t in candidates]
+    return float(candidates[len(costs) - 1 - int(np.argmin(costs[::-1]))])  # the largest t of the lowest cost
+""",
+        },
+    ),
+]
