@@ -511,7 +511,6 @@ class _Execution:
 
     def start(self, job: Job) -> None:
         self.bar.total += 1
-        self.bar.refresh()
         future = self.threads.submit(self._grade, job)
         self.futures.append(future)
         self.by_assignment.setdefault(job.assignment, []).append(future)

@@ -163,5 +163,6 @@ class Pool:
         self.run(PAGE_SECONDS, render_page, *args)
 
     def close(self) -> None:
+        """No more tasks; the processes leave on their own (waiting for their exit would only delay the run)."""
         with self._lock:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor.shutdown(wait=False, cancel_futures=True)
