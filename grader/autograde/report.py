@@ -83,6 +83,7 @@ class Timing:
     changed: list[str] = field(default_factory=list)  # why submissions graded before are graded again
     total_seconds: float = 0.0  # the whole run
     executing_seconds: float = 0.0  # while at least one kernel was running student code
+    judge_seconds: list[float] = field(default_factory=list)  # each notebook's judging, in a trusted process
 
     @property
     def outside_execution(self) -> float:

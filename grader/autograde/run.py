@@ -57,6 +57,7 @@ class Job:
     detail: str = ""
     seconds: float = 0.0
     span: tuple[float, float] = (0.0, 0.0)  # when its kernel ran (time.monotonic)
+    judge_seconds: float = 0.0
 
 
 LOGS = "logs"  # OUT/logs/<student>/<assignment>/: each submission's driver log and nbgrader's log
@@ -534,7 +535,8 @@ class _Execution:
             paths = [executed_path(root, job.student, job.assignment, job.notebook)
                      for root in (self.executed, self.judged)]
             try:
-                self.judges.judge(paths[0], job.sanitized, paths[1], self.limits.max_executed_bytes)
+                job.judge_seconds = self.judges.judge(paths[0], job.sanitized, paths[1],
+                                                      self.limits.max_executed_bytes)
             except Exception as error:  # noqa: BLE001 -- fail closed: no verdict, no points, and the reason
                 _write_log(self.logs / job.student / job.assignment / f"{job.notebook}.judge.log",
                            "".join(traceback.format_exception(error)).encode())
@@ -833,7 +835,8 @@ def autograde_class(
     wall = time.time() - since
     timing = report.Timing(len(finished), phases["execute"], [j.seconds for j in finished], phases,
                            sorted(f"{s}/{a}" for s, a in resumed), changed, round(wall, 3),
-                           round(_union([j.span for j in finished if j.span[1]]), 3))
+                           round(_union([j.span for j in finished if j.span[1]]), 3),
+                           [round(j.judge_seconds, 3) for j in finished])
     timing.save(out)  # for the instructor and the benchmark
     return report.Graded(ordered, timing)
 

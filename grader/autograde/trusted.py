@@ -14,6 +14,7 @@ import signal
 import stat
 import sys
 import threading
+import time
 import types
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -64,11 +65,13 @@ def merge_outputs(trusted: nbformat.NotebookNode, executed: nbformat.NotebookNod
     return merged
 
 
-def judge_notebook(executed: str, trusted: str, judged: str, max_bytes: int) -> None:
+def judge_notebook(executed: str, trusted: str, judged: str, max_bytes: int) -> float:
     """Write `judged`: the trusted notebook with the kernel's outputs, every judged test cell's outputs replaced
-    by its judge's verdict. Raises if the executed copy cannot be read or is not this submission's."""
+    by its judge's verdict; returns the seconds it took. Raises if the executed copy cannot be read or is not
+    this submission's."""
     from grader.autograde import judge
 
+    start = time.perf_counter()
     data = read_capped(Path(executed), max_bytes)
     if data is None:
         raise ReplayMismatch(f"the executed notebook is missing, not a file, or over {max_bytes // 2**20} MiB")
@@ -76,6 +79,7 @@ def judge_notebook(executed: str, trusted: str, judged: str, max_bytes: int) -> 
     merged = merge_outputs(trusted_nb, nbformat.reads(data.decode("utf-8"), as_version=4))
     Path(judged).parent.mkdir(parents=True, exist_ok=True)
     Path(judged).write_text(nbformat.writes(judge.apply(merged, trusted_nb)), encoding="utf-8")
+    return time.perf_counter() - start
 
 
 def render_page(page: str, notebook: str | None, title: str, score: float, max_score: float, status: str,
@@ -104,6 +108,9 @@ def _start(memory_bytes: int) -> None:
     """Each trusted process: bounded memory, the judges' libraries imported before the first task."""
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     os.environ.setdefault("MPLBACKEND", "Agg")
+    import torch
+
+    torch.set_num_threads(1)  # as each kernel: the pool and the kernels share the cores, one thread each
     import importlib
     import pkgutil
 
@@ -156,8 +163,8 @@ class Pool:
                         from None
         raise AssertionError("unreachable")
 
-    def judge(self, executed: Path, trusted: Path, judged: Path, max_bytes: int) -> None:
-        self.run(JUDGE_SECONDS, judge_notebook, str(executed), str(trusted), str(judged), max_bytes)
+    def judge(self, executed: Path, trusted: Path, judged: Path, max_bytes: int) -> float:
+        return self.run(JUDGE_SECONDS, judge_notebook, str(executed), str(trusted), str(judged), max_bytes)
 
     def page(self, *args) -> None:
         self.run(PAGE_SECONDS, render_page, *args)
