@@ -23,11 +23,35 @@ def _release(args: argparse.Namespace) -> int:
         print(f"cleaned {path.relative_to(course.ROOT)}")
     for path in course.exercise_paths():
         print(f"generated {path.relative_to(course.ROOT)}")
+    from grader.translation import edition
+
+    for language in course.EDITIONS:
+        print("\n".join(edition.release_report(language)))
+    return 0
+
+
+def _translations(args: argparse.Namespace) -> int:
+    from grader.translation import edition
+
+    for language in args.language or list(course.EDITIONS):
+        listed = {edition.relative(source) for source in edition.sources(language)}
+        states = edition.catalog_states(language) if args.check else edition.update_catalogs(language)
+        for state in states:
+            mark = "listed" if state.name in listed else ""
+            print(f"{language}  {state.translated:4d}/{state.total:<4d} {mark:6}  {state.name}")
+        incomplete = [state for state in states if state.name in listed | {edition.GRADER_CATALOG}
+                      and not state.complete]
+        for state in incomplete:
+            print("\n".join(state.problems))
+        if incomplete:
+            return 1
     return 0
 
 
 def _autograde(args: argparse.Namespace) -> int:
-    from grader.autograde import intake
+    from grader.autograde import intake, sandbox
+
+    sandbox.probe_jail_soon()  # seconds of importing torch in a jail, while this process imports the rest
 
     try:
         intake.check_inputs(Path(args.submissions), args.assignment)  # a typo is answered at once, not after minutes
@@ -46,13 +70,25 @@ def _autograde(args: argparse.Namespace) -> int:
     # nbgrader 0.9.6 triggers these inside its own gradebook code; they say nothing to an instructor.
     python_warnings.filterwarnings("ignore", category=SAWarning)
 
-    try:
-        containment = sandbox.choose(args.containment)  # says which, before and after grading
-    except sandbox.SandboxError as error:
-        print(f"error: {error}")
-        return 2
-    print(containment.line)
-    warnings = sandbox.isolation_warnings(args.containment)
+    out = Path(args.out)
+    remote = None
+    if args.scheduler:  # the worker nodes execute, each with its own sandbox: theirs is the one reported
+        from grader.autograde import cluster
+
+        try:
+            remote = cluster.Cluster(args.scheduler, args.containment, log=out / run.LOGS / "cluster.log")
+        except cluster.ClusterError as error:
+            print(f"error: {error}")
+            return 2
+        where, warnings = remote.lines(), remote.warnings()
+    else:
+        try:
+            where = [sandbox.choose(args.containment).line]  # says which, before and after grading
+        except sandbox.SandboxError as error:
+            print(f"error: {error}")
+            return 2
+        warnings = sandbox.isolation_warnings(args.containment)
+    print("\n".join(where))
     for warning in warnings:
         print(f"WARNING: {warning}")
     # nbgrader_config.py, then nbgrader's own `--Class.trait=value` options, then this command's flags.
@@ -61,20 +97,24 @@ def _autograde(args: argparse.Namespace) -> int:
         load_config(overrides), cell_timeout_s=args.cell_timeout, notebook_timeout_s=args.notebook_timeout,
         memory_bytes=args.memory_mb * 2**20,
         max_submission_bytes=args.max_submission_mb * 2**20 if args.max_submission_mb else None)
-    out = Path(args.out)
     try:
         rows = run.autograde_class(
             Path(args.submissions), out, workers=args.workers, assignments=args.assignment or None,
             force=args.force, limits=limits, db_url=args.db, autograded=args.autograded,
             filename_regex=args.filename_regex, containment=args.containment, students=args.student,
-            notebook=args.notebook, overrides=overrides,
+            notebook=args.notebook, overrides=overrides, scheduler=remote, shard_size=args.shard_size,
         )
     except (intake.IntakeError, late.LateWorkError) as error:
         print(f"error: {error}")
         return 2
+    finally:
+        if remote is not None:
+            remote.close()
+    if remote is not None:  # nodes that joined during the run have been heard from since
+        where, warnings = remote.lines(), remote.warnings()
     with open(out / intake.INTAKE_CSV, newline="", encoding="utf-8") as f:
         ignored = [(r["path"], r["reason"]) for r in csv.DictReader(f) if r["outcome"] == "ignored"]
-    print(containment.line)
+    print("\n".join(where))
     print(report.summary(rows, rows.timing, warnings, ignored))
     print(f"grades: {out / report.GRADES_CSV}   feedback: {out / 'feedback'}   every notebook found: "
           f"{out / intake.INTAKE_CSV}")
@@ -227,7 +267,17 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--containment", choices=sandbox_default("CONTAINMENTS"), default="auto",
                        help="how each submission's processes are capped and killed: a cgroup v2 or v1 per "
                        "submission, or its slot's own user; auto (default): the strongest this machine has")
+    grade.add_argument("--scheduler", help="execute on a Dask cluster: its scheduler's address, e.g. "
+                       "tcp://10.0.0.5:8786 (judging and the gradebook stay here; --workers then counts judges)")
+    grade.add_argument("--shard-size", type=int, default=None, help="submissions per Dask task (default: 4)")
     grade.set_defaults(run=_autograde)
+
+    translate = commands.add_parser(
+        "translations", help="create or merge each language's catalogs (translations/<language>/*.po) from the "
+        "English notebooks, and say how complete each is")
+    translate.add_argument("--language", action="append", help="only this language (default: every edition)")
+    translate.add_argument("--check", action="store_true", help="only report; write nothing")
+    translate.set_defaults(run=_translations)
 
     book = commands.add_parser("book", help="execute every lecture and render the course book as static HTML")
     book.add_argument("--out", default=str(course.ROOT / "_build" / "book"), help="default: _build/book")

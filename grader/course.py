@@ -12,6 +12,15 @@ LECTURES = ROOT / "lectures"
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
 
+# Other languages: each edition's catalogs are in translations/<language>/ (gettext PO, one per source
+# notebook) and `python -m grader release` builds its notebooks into <language>/lectures/ and
+# <language>/exercises/, mirroring this tree. An edition holds only the source notebooks listed here; list
+# one once its catalog is complete (`python -m grader translations` says which are).
+TRANSLATIONS = ROOT / "translations"
+EDITIONS = {
+    "es": ["lectures/01_tensors.ipynb", "solutions/01_tensors/01_tensors.ipynb"],
+}
+
 # The students' repository (GitHub owner/name and branch): what `python -m grader student-repo DIR`
 # generates and you push there. This repository, with solutions/ and grader/checks/, stays private.
 # Every Colab badge opens lectures/... and exercises/... from the students' repository, at the same

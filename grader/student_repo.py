@@ -2,8 +2,8 @@
 
 This repository is the instructor's: solutions/ holds every answer and grader/checks/ every hidden
 check, so it stays private. Students clone a second repository that holds only what they may see:
-lectures/ and exercises/ exactly as they are here, a README for students (from
-grader/templates/student_README.md), their set-up files (requirements.txt, environment.yml), the
+lectures/ and exercises/ exactly as they are here, each translated edition (es/, README.es.md), a README
+for students (from grader/templates/student_README.md), their set-up files (requirements.txt, environment.yml), the
 configurations that open it with nothing installed (binder/ for mybinder.org, .devcontainer/ for GitHub
 Codespaces and VS Code, both with PyTorch's CPU build) and a .gitignore. The Colab, Binder and
 Codespaces badges point there (course.STUDENT_REPOSITORY).
@@ -108,7 +108,7 @@ def build(target: Path) -> Written:
 def contents() -> dict[str, bytes]:
     """Every file of the students' repository, by its path there; refuses if anything would leak."""
     files = {}
-    for path in course.lecture_paths() + _exercise_files() + AS_IS:
+    for path in course.lecture_paths() + _exercise_files() + AS_IS + _edition_files():
         files[path.relative_to(course.ROOT).as_posix()] = path.read_bytes()
     files["README.md"] = readme().encode()
     files["requirements.txt"] = requirements().encode()
@@ -127,6 +127,18 @@ def _exercise_files() -> list[Path]:
     """Every file of exercises/ (nbgrader's release: notebooks, and any data files it copies)."""
     return sorted(p for p in course.EXERCISES.rglob("*")
                   if p.is_file() and not _SKIPPED & set(p.relative_to(course.EXERCISES).parts))
+
+
+def _edition_files() -> list[Path]:
+    """Each translated edition at the paths its Colab badges open (es/lectures/..., es/exercises/...), its README
+    (README.es.md) and the glossary that README points students to."""
+    found = []
+    for language in course.EDITIONS:
+        found += sorted(p for p in (course.ROOT / language).rglob("*")
+                        if p.is_file() and not _SKIPPED & set(p.relative_to(course.ROOT).parts))
+        found += [path for path in [course.ROOT / f"README.{language}.md", course.TRANSLATIONS / language /
+                                    "glossary.csv"] if path.exists()]
+    return found
 
 
 def leak_problems(files: dict[str, bytes]) -> list[str]:

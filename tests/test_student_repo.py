@@ -15,6 +15,7 @@ from standalone_kernel import errors, installs, run_in_place
 from standalone_kernel import kernel_specs as _kernel_specs
 
 from grader import cli, course, notebooks, student_repo
+from grader.translation import edition
 
 STUDENT_FILES = {".gitignore", student_repo.MANIFEST, "README.md", "requirements.txt", "environment.yml", "LICENSE",
                  "LICENSE-CONTENT.md", "READING.md", "binder/requirements.txt", ".devcontainer/devcontainer.json"}
@@ -84,7 +85,11 @@ def test_holds_lectures_exercises_and_student_set_up_only(student):
     (no solutions/, grader/, tests/, nbgrader_config.py or gradebook)?"""
     files = _files(student)
     course_notebooks = {p.relative_to(course.ROOT).as_posix() for p in course.lecture_paths() + course.exercise_paths()}
-    assert set(files) == course_notebooks | STUDENT_FILES
+    course_notebooks |= {edition.published_path(language, source).relative_to(course.ROOT).as_posix()
+                         for language in course.EDITIONS for source in edition.sources(language)}
+    editions = {name for language in course.EDITIONS
+                for name in (f"README.{language}.md", f"translations/{language}/glossary.csv")}
+    assert set(files) == course_notebooks | STUDENT_FILES | editions
     for name in course_notebooks:
         assert files[name].read_bytes() == (course.ROOT / name).read_bytes(), f"{name} differs from this repository's"
     forbidden = [name for name in files if name.split("/")[0] in {"solutions", "grader", "tests", "submitted",
@@ -129,6 +134,13 @@ def test_badges_and_readme_links_open_files_of_the_student_repository(student):
         if not link.startswith("https://"):
             assert (student / link).is_file(), f"README.md links to {link}, which the students' repository lacks"
     assert "$" not in readme, "README template placeholder left unfilled"
+    for language in course.EDITIONS:
+        translated = (student / f"README.{language}.md").read_text(encoding="utf-8")
+        opened = [link.removeprefix(prefix) for link in _LINK.findall(translated)
+                  if link.startswith(prefix) or not link.startswith(("https://", "http://", "#", "mailto:"))]
+        assert opened, f"README.{language}.md opens no notebook"
+        for link in opened:
+            assert (student / link.split("#")[0]).exists(), f"README.{language}.md links to {link}, which it lacks"
     for needed in ("pip install -r requirements.txt", "jupyter lab", "--allow-root", "my-work/", "git pull",
                    "Save a copy in Drive", "Validate", f"git clone https://github.com/{course.STUDENT_REPOSITORY}.git"):
         assert needed in readme, f"the students' README does not say {needed!r}"
@@ -185,6 +197,10 @@ def test_student_notebooks_are_the_ones_run_standalone(student):
     alone (so running only EXECUTED_HERE again, in the repository's own folders, is enough)?"""
     run_standalone = {p.relative_to(course.ROOT).as_posix(): p
                       for p in course.lecture_paths() + course.exercise_paths()}
+    # The translated editions' notebooks: test_spanish runs them, and proves their code is the English code.
+    translated = [edition.published_path(language, source) for language in course.EDITIONS
+                  for source in edition.sources(language)]
+    run_standalone |= {path.relative_to(course.ROOT).as_posix(): path for path in translated}
     for name, path in _files(student).items():
         if path.suffix == ".ipynb":
             assert name in run_standalone and path.read_bytes() == run_standalone[name].read_bytes(), name

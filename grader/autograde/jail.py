@@ -33,7 +33,8 @@ import platform
 import shutil
 import subprocess
 import sys
-from functools import cache
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -248,9 +249,33 @@ def _probe(hidden: str, uid: int) -> None:
     raise SystemExit(os.waitstatus_to_exitcode(status))
 
 
-@cache
+_probes: dict[tuple[str, int], Future] = {}
+_probes_lock = threading.Lock()
+
+
+def works_soon(hidden: str, uid: int) -> Future:
+    """Start probing (once per process) whether kernels can be jailed and run as `uid` here: the probe imports
+    torch in a jail, seconds that the caller can spend on other work. `works` waits for the answer."""
+    with _probes_lock:
+        if (hidden, uid) not in _probes:
+            answer = _probes[hidden, uid] = Future()
+
+            def probe() -> None:
+                try:
+                    answer.set_result(_works(hidden, uid))
+                except BaseException:  # noqa: BLE001 -- a probe that fails says no jail, as one that runs and fails
+                    answer.set_result(False)
+
+            threading.Thread(target=probe, name="jail-probe", daemon=True).start()
+        return _probes[hidden, uid]
+
+
 def works(hidden: str, uid: int) -> bool:
     """Can kernels be jailed and run as `uid` on this machine? (Needs root; checked once.)"""
+    return works_soon(hidden, uid).result()
+
+
+def _works(hidden: str, uid: int) -> bool:
     if os.geteuid() != 0 or platform.machine() not in SYS_PIVOT_ROOT:
         return False
     code = f"from grader.autograde import jail; jail._probe({hidden!r}, {uid})"

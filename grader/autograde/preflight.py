@@ -14,6 +14,7 @@ import nbformat
 from grader import course
 from grader.autograde import colab
 from grader.autograde.report import Status
+from grader.translation import handin
 
 _RENAME_NOISE = re.compile(r"^(copy of\s+)+|(\s*\(\d+\))+$|(-checkpoint)$|(\s+-\s+copy)$", re.I)
 
@@ -124,8 +125,12 @@ def prepare(path: Path | None, notebook: str, max_bytes: int, released: nbformat
         nb = nbformat.from_dict(data)
         notes = []
         if released is not None:
+            # A hand-in of a translated exercise (es/exercises/) is matched against its own release, and its
+            # untouched locked cells go back to the English that nbgrader's gradebook holds.
+            edition = handin.edition_of(nb, notebook, released)
             # Colab drops nbgrader's cell metadata when it saves: match the cells back to the release.
-            nb, notes = colab.reattach_metadata(nb, released)
+            nb, notes = colab.reattach_metadata(nb, edition.released)
+            nb = edition.to_source_language(nb)
         nb, repairs = repair(nb)
         notes += repairs
         nbformat.validate(nb)

@@ -60,6 +60,7 @@ class Job:
     judge_seconds: float = 0.0
 
 
+REMOTE_THREADS = 64  # submissions awaited from a cluster at once (each thread then judges its own)
 LOGS = "logs"  # OUT/logs/<student>/<assignment>/: each submission's driver log and nbgrader's log
 VERSIONS = "versions.json"  # OUT/work/: the grader's and each assignment's version at the last run
 MAX_STUDENT_FILES = 1000
@@ -392,7 +393,8 @@ def _problem(submission: intake.Submission, files: list[tuple[str, Path]], setti
 def _prepare(taken: intake.Intake, previous, settings: _Settings, pending: dict, start, prepared) -> dict:
     """Preflight, sanitise and stage every submission not graded before, assignment by assignment, into `pending`.
     Each notebook goes to `start` as soon as its submission is ready, so kernels run while the rest is prepared,
-    and `prepared(assignment)` is called once all of an assignment is. Returns the resumed rows."""
+    and `prepared(assignment, entries)` is called once all of an assignment is, with its entries in `pending`.
+    Returns the resumed rows."""
     resumed: dict[tuple[str, str], report.Row] = {}
     released = {path.relative_to(course.EXERCISES).with_suffix("").as_posix(): notebooks.read(path)
                 for path in course.exercise_paths()}
@@ -400,7 +402,7 @@ def _prepare(taken: intake.Intake, previous, settings: _Settings, pending: dict,
     for index, submission in enumerate(ordered):
         key = submission.student, submission.assignment
         if index and ordered[index - 1].assignment != submission.assignment:
-            prepared(ordered[index - 1].assignment)
+            prepared(ordered[index - 1].assignment, _entries_of(pending, ordered[index - 1].assignment))
         jobs: list[Job] = []
         try:
             _prepare_one(submission, taken, previous, settings, released, resumed, pending, jobs)
@@ -413,8 +415,14 @@ def _prepare(taken: intake.Intake, previous, settings: _Settings, pending: dict,
         for job in jobs:
             start(job)
     if ordered:
-        prepared(ordered[-1].assignment)
+        prepared(ordered[-1].assignment, _entries_of(pending, ordered[-1].assignment))
     return resumed
+
+
+def _entries_of(pending: dict, assignment: str) -> dict:
+    """The entries of one assignment, copied here, in the thread that fills `pending`, so that the recorder's
+    thread never reads a dict that grows."""
+    return {key: entry for key, entry in pending.items() if key[1] == assignment}
 
 
 def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, settings: _Settings, released,
@@ -497,41 +505,49 @@ class _Execution:
     the slot takes the next one."""
 
     def __init__(self, workers: list[Worker], judges: trusted_side.Pool, limits: sandbox.Limits, skip_tag: str,
-                 work: Path, progress: bool, hidden: list[str] | None, logs: Path, containment: str):
+                 work: Path, progress: bool, hidden: list[str] | None, logs: Path, containment: str, remote=None):
         self.workers, self.judges, self.limits, self.skip_tag = workers, judges, limits, skip_tag
+        self.remote = remote  # a cluster.Dispatch: notebooks execute on a Dask cluster, not in `workers`
         self.executed, self.judged, self.hidden, self.logs = work / "executed", work / "judged", hidden, logs
         self.slots: queue.Queue[tuple[int, Worker]] = queue.Queue()
         for slot, worker in enumerate(workers):
             self.slots.put((slot, worker))
-        self.sandbox = sandbox.Sandbox(containment, len(workers), limits)  # slot users no other run shares
-        self.threads = ThreadPoolExecutor(max_workers=len(workers) + judges.processes)
+        # slot users no other run shares (a cluster's worker nodes have their own)
+        self.sandbox = sandbox.Sandbox(containment, len(workers), limits) if remote is None else None
+        # On a cluster a thread waits for each submission in flight, however many nodes run them.
+        self.threads = ThreadPoolExecutor(max_workers=(len(workers) or REMOTE_THREADS) + judges.processes)
         self.futures = []
         self.by_assignment: dict[str, list] = {}
-        self.finished = False
         self.bar = tqdm(total=0, desc="grading", unit="nb", disable=not progress)
 
     def start(self, job: Job) -> None:
         self.bar.total += 1
-        future = self.threads.submit(self._grade, job)
+        future = self.threads.submit(self._grade, job, self.remote.submit(job) if self.remote else None)
         self.futures.append(future)
         self.by_assignment.setdefault(job.assignment, []).append(future)
 
     def futures_of(self, assignment: str) -> list:
         return list(self.by_assignment.get(assignment, []))
 
-    def _grade(self, job: Job) -> Job:
+    def _grade(self, job: Job, remote_result=None) -> Job:
         try:
-            slot, worker = self.slots.get()
-            try:
-                _execute(job, slot, worker, self.sandbox, self.limits, self.skip_tag, self.executed, self.hidden,
-                         self.logs)
-            except Exception as error:  # noqa: BLE001 -- one submission can never cost the class
-                if worker.busy:
-                    worker.kill()  # it failed mid-job, in a state nobody knows: the slot's next job starts afresh
-                return _failed(job, f"grading failed before its cells could run ({type(error).__name__}: "
-                                    f"{str(error)[:200]}); rerun", self.judged)
-            finally:
-                self.slots.put((slot, worker))
+            if remote_result is not None:
+                try:
+                    self.remote.collect(job, remote_result, self.executed, self.logs)
+                except Exception as error:  # noqa: BLE001 -- a shard lost or refused costs its submissions only
+                    return _failed(job, f"not executed on the cluster: {str(error)[:400]}; rerun", self.judged)
+            else:
+                slot, worker = self.slots.get()
+                try:
+                    _execute(job, slot, worker, self.sandbox, self.limits, self.skip_tag, self.executed,
+                             self.hidden, self.logs)
+                except Exception as error:  # noqa: BLE001 -- one submission can never cost the class
+                    if worker.busy:
+                        worker.kill()  # it failed mid-job, in a state nobody knows: the slot's next job starts afresh
+                    return _failed(job, f"grading failed before its cells could run ({type(error).__name__}: "
+                                        f"{str(error)[:200]}); rerun", self.judged)
+                finally:
+                    self.slots.put((slot, worker))
             paths = [executed_path(root, job.student, job.assignment, job.notebook)
                      for root in (self.executed, self.judged)]
             try:
@@ -547,15 +563,17 @@ class _Execution:
             self.bar.update(1)
 
     def finish(self) -> list[Job]:
-        """Every job, once executed and judged (waits for them; called again, returns the same)."""
-        try:
-            return [future.result() for future in self.futures]
-        finally:
-            if not self.finished:
-                self.finished = True
-                self.threads.shutdown()
-                self.bar.close()
-                self.sandbox.close()
+        """Every job, once executed and judged (waits for them)."""
+        if self.remote is not None:
+            self.remote.flush()  # the last shard leaves now, not after its wait
+        return [future.result() for future in self.futures]
+
+    def close(self) -> None:
+        """Once the jobs running now are done (after a failure, none more starts): let the run's slots go."""
+        self.threads.shutdown(cancel_futures=True)
+        self.bar.close()
+        if self.sandbox is not None:
+            self.sandbox.close()
 
 
 _LOG_RECORD = re.compile(r"^\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] ", re.M)
@@ -591,22 +609,27 @@ def split_nbgrader_log(text: str, assignment: str) -> dict[str, tuple[str, str]]
 class _Recorder:
     """nbgrader's own autograde converter writes the grades, one assignment at a time, in one thread of this
     process, as soon as every notebook of that assignment is executed and judged (while the next assignment's
-    kernels run). Submissions are prepared assignment by assignment for this."""
+    kernels run); `finish_assignment` then makes that assignment's rows. Submissions are prepared assignment by
+    assignment for this."""
 
-    def __init__(self, nbgrader_api, execution: "_Execution", pending: dict, settings: _Settings, logs: Path):
-        self.api, self.execution, self.pending = nbgrader_api, execution, pending
-        self.settings, self.logs = settings, logs
+    def __init__(self, nbgrader_api, execution: "_Execution", settings: _Settings, logs: Path, finish_assignment):
+        self.api, self.execution, self.settings, self.logs = nbgrader_api, execution, settings, logs
+        self.finish_assignment = finish_assignment
         self.thread = ThreadPoolExecutor(max_workers=1)  # one writer of the gradebook
         self.recordings = []
 
-    def prepared(self, assignment: str) -> None:
-        """Every submission of `assignment` is prepared: record it once its notebooks are graded."""
-        self.recordings.append(self.thread.submit(self._record, assignment, self.execution.futures_of(assignment)))
+    def prepared(self, assignment: str, entries: dict) -> None:
+        """Every submission of `assignment` (`entries`) is prepared: record it once its notebooks are graded."""
+        self.recordings.append(self.thread.submit(self._record, assignment, entries,
+                                                  self.execution.futures_of(assignment)))
 
-    def _record(self, assignment: str, futures) -> dict[tuple[str, str], str]:
+    def _record(self, assignment: str, entries: dict, futures) -> dict:
         wait(futures)
-        if not any(entry.staged for (_, name), entry in self.pending.items() if name == assignment):
-            return {}
+        reasons = self._convert(assignment, entries) if any(entry.staged for entry in entries.values()) else {}
+        return self.finish_assignment(entries, [future.result() for future in futures], reasons)
+
+    def _convert(self, assignment: str, entries: dict) -> dict[tuple[str, str], str]:
+        """Run nbgrader's converter on the assignment; returns each submission it could not record, with why."""
         # One converter per assignment, not per student: its start-up dominates recording a grade.
         # A submission it fails on is skipped by nbgrader and caught by _check_recorded.
         try:
@@ -617,16 +640,16 @@ class _Recorder:
         _write_log(self.logs / "nbgrader" / f"{assignment}.log", text.encode())
         reasons = {}
         for student, (part, error) in split_nbgrader_log(text, assignment).items():
-            if (student, assignment) in self.pending:
+            if (student, assignment) in entries:
                 _write_log(self.logs / student / assignment / "nbgrader.log", part.encode())
             if error:
                 reasons[student, assignment] = error
         return reasons
 
-    def finish(self) -> dict[tuple[str, str], str]:
-        """Once every assignment is recorded: each submission nbgrader could not record, with nbgrader's reason."""
+    def finish(self) -> dict:
+        """Once every assignment is recorded: what `finish_assignment` made of each, merged."""
         try:
-            return {key: reason for recording in self.recordings for key, reason in recording.result().items()}
+            return {key: made for recording in self.recordings for key, made in recording.result().items()}
         finally:
             self.thread.shutdown()
 
@@ -650,6 +673,38 @@ def _check_recorded(pending: dict, by_key: dict, reasons: dict, autograded_root:
             job.status = Status.ERROR
             job.detail = reasons.get(key, "nbgrader could not record this submission") + f"; see {LOGS}/"
             _record_zero(settings.db_url, settings.course_id, student, assignment)
+
+
+def _rows_of(entries: dict, jobs: list[Job], reasons: dict, autograded_root: Path, since: float,
+             settings: _Settings) -> dict[tuple[str, str], report.Row]:
+    """The rows of one assignment's submissions once nbgrader has recorded it: what the gradebook holds, and the
+    first problem met on the way (else the notes)."""
+    by_key: dict[tuple[str, str], list[Job]] = {}
+    for job in jobs:
+        by_key.setdefault((job.student, job.assignment), []).append(job)
+    _check_recorded(entries, by_key, reasons, autograded_root, since, settings)
+    unread = ""
+    try:
+        scores = _scores(settings.db_url, settings.course_id, set(entries))
+    except Exception as error:  # noqa: BLE001 -- the rows are still written, saying so
+        scores, unread = {}, f"; the gradebook could not be read back ({type(error).__name__}: {str(error)[:200]})"
+    rows = {}
+    for key, entry in entries.items():
+        problems = [entry.problem] if entry.problem else []
+        problems += [(p.status, p.detail) for p in entry.prepared if p.status != Status.OK]
+        problems += [(j.status, j.detail) for j in by_key.get(key, []) if j.status != Status.OK]
+        notes = [n for p in entry.prepared for n in p.notes] + entry.notes
+        found = {"score": 0.0, "max_score": 0.0, **scores.get(key, {})}
+        if entry.marked_late and not (found.get("submitted_at") and found.get("due")):
+            found["late"] = True  # the LMS knows; the gradebook cannot tell how late
+            why = ("gives no time (the entries of the LMS's zip download carry it)" if not found.get("submitted_at")
+                   else f"{key[1]} has no due date (DueDates.dates in nbgrader_config.py)")
+            notes.append(f"the LMS marks it late but {why}: no late penalty was taken")
+        status, detail = problems[0] if problems else (Status.OK, "; ".join(notes))
+        rows[key] = report.Row(*key, status=status, detail=detail + unread, **found,
+                               # a failure of the grader itself is retried by the next run
+                               sha256=entry.key if status != Status.ERROR else "")
+    return rows
 
 
 def _take_in(submissions: Path, known: list[str], single: bool, out: Path, filename_regex: str | None,
@@ -707,13 +762,19 @@ def autograde_class(
     limits: sandbox.Limits | None = None, db_url: str | None = None, autograded: Path | None = None,
     filename_regex: str | None = None, progress: bool = True, containment: str = "auto",
     students: list[str] | None = None, notebook: str | None = None, overrides: Config | None = None,
+    scheduler=None, shard_size: int | None = None,
 ) -> "report.Graded":
     """Grade every submission under `submissions`; returns the rows written to OUT/grades.csv.
+
+    With `scheduler` (a Dask scheduler's address, or a cluster.Cluster already connected to one) the notebooks
+    execute on that cluster's worker nodes, `shard_size` to a task; `workers` is then the number of judging
+    processes here.
 
     `students` and `notebook` are nbgrader's --student and --notebook selections (globs), `overrides` its
     `--Class.trait=value` options; each falls back on nbgrader_config.py, as nbgrader autograde's do. Rows of
     an earlier run outside this run's selection (other assignments, other students) stay in grades.csv."""
     intake.check_inputs(submissions, assignments)
+    sandbox.probe_jail_soon()  # answered by the time a kernel needs it, not before anything else starts
     out = Path(out).resolve()
     work, logs = out / "work", out / LOGS
     for stale in ("submitted", "sanitized", "executed", "unzipped"):
@@ -736,13 +797,15 @@ def autograde_class(
     earlier = report.read_rows(out / report.GRADES_CSV)
     rows = {key: row for key, row in earlier.items() if not _selected(key, graded, students, exclude)}
     resumed, pending, finished, settings, changed = {}, {}, [], None, []
-    reasons: dict[tuple[str, str], str] = {}
+    recorded: dict[tuple[str, str], report.Row] = {}
     # Workers import torch and friends, and the trusted processes the judges, while submissions are prepared.
-    pool_of_workers = [Worker() for _ in range(max(workers, 1))]
+    pool_of_workers = [] if scheduler else [Worker() for _ in range(max(workers, 1))]
     for worker in pool_of_workers:
         worker.start()
-    judges = trusted_side.Pool(len(pool_of_workers), limits.memory_bytes)
-    execution = recorder = None
+    judges = trusted_side.Pool(max(workers, 1), limits.memory_bytes)
+    pages = _Feedback(judges, out, autograded_root)
+    execution = recorder = remote = None
+    own_cluster = isinstance(scheduler, str)
     try:
         try:
             refused = _ensure_assignments(graded, db_url)
@@ -761,9 +824,23 @@ def autograde_class(
             hidden = _hidden_paths(submissions, out, autograded_root, db_url) if sandbox.jail_available() else None
             # The phases overlap: a submission executes once prepared, is judged once executed, and each
             # assignment is recorded once all of it is judged, while the next one's kernels run.
+            if scheduler:
+                from grader.autograde import cluster
+
+                if own_cluster:
+                    scheduler = cluster.Cluster(scheduler, containment, log=logs / "cluster.log")
+                remote = cluster.Dispatch(scheduler, limits, config.Execute.skip_cells_with_tag, containment,
+                                          shard_size or cluster.DEFAULT_SHARD_SIZE)
             execution = _Execution(pool_of_workers, judges, limits, config.Execute.skip_cells_with_tag, work,
-                                   progress, hidden, logs, containment)
-            recorder = _Recorder(api(config), execution, pending, settings, logs)
+                                   progress, hidden, logs, containment, remote)
+
+            def finish_assignment(entries: dict, jobs: list[Job], reasons: dict) -> dict:
+                made = _rows_of(entries, jobs, reasons, autograded_root, since, settings)
+                ran = {(job.student, job.assignment) for job in jobs}
+                pages.render([(row, key in ran) for key, row in made.items()], settings.notebook)
+                return made
+
+            recorder = _Recorder(api(config), execution, settings, logs, finish_assignment)
             resumed = _prepare(taken, {} if force or converter.force else earlier, settings, pending,
                                execution.start, recorder.prepared)
             rows.update(resumed)
@@ -771,21 +848,19 @@ def autograde_class(
             phases["prepare"], clock = time.time() - clock, time.time()
             finished = execution.finish()
             phases["execute"], clock = time.time() - clock, time.time()  # what was left of it once all was prepared
-            reasons = recorder.finish()
+            recorded = recorder.finish()
             phases["record"], clock = time.time() - clock, time.time()  # what was left of it once all had run
         finally:
             started = bool(execution and execution.futures)
             if execution is not None:
-                execution.finish()  # idempotent after success; after a failure, it still waits for running kernels
+                execution.close()  # after a failure too, once its running kernels are done
+            if own_cluster and not isinstance(scheduler, str):
+                scheduler.close()  # the bridge cancels whatever a failed run left on the cluster
             if recorder is not None:
                 recorder.thread.shutdown()  # nothing writes the gradebook behind this process's back
             for worker in pool_of_workers:
                 # nothing executed (or a failure before): the workers' import is not worth waiting for
                 worker.stop() if started else worker.kill()
-        by_key: dict[tuple[str, str], list[Job]] = {}
-        for job in finished:
-            by_key.setdefault((job.student, job.assignment), []).append(job)
-        _check_recorded(pending, by_key, reasons, autograded_root, since, settings)
         _publish_submitted(work, autograded_root.parent / load_config().CourseDirectory.submitted_directory,
                            submissions, pending)
     except Exception as error:
@@ -795,40 +870,23 @@ def autograde_class(
                 submission.student, submission.assignment, 0.0, 0.0, Status.ERROR,
                 f"the run stopped before this submission was recorded ({type(error).__name__}: {str(error)[:200]})"))
         report.write_rows(out / report.GRADES_CSV, [rows[k] for k in sorted(rows)])
+        pages.finish()
         judges.close()
         raise
-    unread = ""
     try:
-        scores = _scores(db_url, course_id, set(rows) | set(pending))
-    except Exception as error:  # noqa: BLE001 -- the rows are still written, saying so
-        scores, unread = {}, f"; the gradebook could not be read back ({type(error).__name__}: {str(error)[:200]})"
+        earlier_scores = _scores(db_url, course_id, set(rows) - set(recorded))
+    except Exception:  # noqa: BLE001 -- those rows keep what grades.csv said
+        earlier_scores = {}
     for key, row in list(rows.items()):  # graded before: what the gradebook says now (a TA may have graded since)
-        if key in scores:
-            rows[key] = dataclasses.replace(row, **scores[key])
-    for key, entry in pending.items():
-        problems = [entry.problem] if entry.problem else []
-        problems += [(p.status, p.detail) for p in entry.prepared if p.status != Status.OK]
-        problems += [(j.status, j.detail) for j in by_key.get(key, []) if j.status != Status.OK]
-        notes = [n for p in entry.prepared for n in p.notes] + entry.notes
-        student, assignment = key
-        found = {"score": 0.0, "max_score": 0.0, **scores.get(key, {})}
-        if entry.marked_late and not (found.get("submitted_at") and found.get("due")):
-            found["late"] = True  # the LMS knows; the gradebook cannot tell how late
-            why = ("gives no time (the entries of the LMS's zip download carry it)" if not found.get("submitted_at")
-                   else f"{assignment} has no due date (DueDates.dates in nbgrader_config.py)")
-            notes.append(f"the LMS marks it late but {why}: no late penalty was taken")
-        status, detail = problems[0] if problems else (Status.OK, "; ".join(notes))
-        rows[key] = report.Row(*key, status=status, detail=detail + unread, **found,
-                               # a failure of the grader itself is retried by the next run
-                               sha256=entry.key if status != Status.ERROR else "")
+        if key in earlier_scores:
+            rows[key] = dataclasses.replace(row, **earlier_scores[key])
+    rows.update(recorded)
     ordered = [rows[k] for k in sorted(rows)]
     report.write_rows(out / report.GRADES_CSV, ordered)
     phases["rows"], clock = time.time() - clock, time.time()
-
     try:
-        _write_feedback(judges, out, autograded_root, settings.notebook if settings else "*",
-                        [(row, key in by_key or key in resumed) for key, row in rows.items()
-                         if key in pending or (key in resumed and not _has_feedback(out, row))])
+        pages.render([(row, True) for key, row in rows.items() if key in resumed and not _has_feedback(out, row)])
+        pages.finish()
     finally:
         judges.close()
     phases["feedback"] = time.time() - clock
@@ -868,15 +926,28 @@ def _has_feedback(out: Path, row: report.Row) -> bool:
     return all(page.exists() for _, page in _feedback_pages(out, row, "*"))
 
 
-def _write_feedback(judges: trusted_side.Pool, out: Path, autograded_root: Path, pattern: str,
-                    rows: list[tuple[report.Row, bool]]) -> None:
-    """Each notebook's feedback page, rendered by the trusted processes in parallel; one that cannot be rendered
-    (or takes too long) costs that page only, never the run. `rows` pairs each row with whether it was graded."""
-    def write(page: Path, notebook: Path | None, title: str, row: report.Row) -> None:
+class _Feedback:
+    """Each notebook's feedback page, rendered by the trusted processes as soon as its row is known (while later
+    assignments still run); one that cannot be rendered (or takes too long) costs that page only, never the run."""
+
+    def __init__(self, judges: trusted_side.Pool, out: Path, autograded_root: Path):
+        self.judges, self.out, self.autograded_root = judges, out, autograded_root
+        self.threads = ThreadPoolExecutor(max_workers=judges.processes)
+        self.futures = []
+
+    def render(self, rows: list[tuple[report.Row, bool]], pattern: str = "*") -> None:
+        """Pages for `rows`, each paired with whether it was graded in this run (else its page has no notebook)."""
+        for row, graded in rows:
+            for name, page in _feedback_pages(self.out, row, pattern):
+                notebook = self.autograded_root / row.student_id / row.assignment / f"{name}.ipynb" if graded else None
+                title = f"{row.assignment} / {name}: feedback for {row.student_id}"
+                self.futures.append(self.threads.submit(self._write, page, notebook, title, row))
+
+    def _write(self, page: Path, notebook: Path | None, title: str, row: report.Row) -> None:
         arguments = (row.score, row.max_score, row.status, row.detail)
         try:
-            judges.page(str(page), str(notebook) if notebook else None, title, *arguments, row.needs_manual_grade,
-                        row.penalty)
+            self.judges.page(str(page), str(notebook) if notebook else None, title, *arguments,
+                             row.needs_manual_grade, row.penalty)
         except Exception as error:  # noqa: BLE001 -- the page says so instead
             try:
                 feedback.write(page, None, title, *arguments[:3],
@@ -884,11 +955,10 @@ def _write_feedback(judges: trusted_side.Pool, out: Path, autograded_root: Path,
             except Exception:  # noqa: BLE001 -- the grade is recorded; only this page is missing
                 pass
 
-    pages = [(page, autograded_root / row.student_id / row.assignment / f"{name}.ipynb" if graded else None,
-              f"{row.assignment} / {name}: feedback for {row.student_id}", row)
-             for row, graded in rows for name, page in _feedback_pages(out, row, pattern)]
-    with ThreadPoolExecutor(max_workers=judges.processes) as threads:
-        list(threads.map(lambda item: write(*item), pages))
+    def finish(self) -> None:
+        """Once every page asked for is written."""
+        wait(self.futures)
+        self.threads.shutdown()
 
 
 def _hidden_paths(submissions: Path, out: Path, autograded_root: Path, db_url: str) -> list[str]:

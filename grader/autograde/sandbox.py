@@ -89,6 +89,15 @@ def _unprivileged_user_can_run_python() -> bool:
     return done.returncode == 0
 
 
+def probe_jail_soon() -> None:
+    """Start finding out whether kernels can be jailed here, so that the probe's seconds overlap other start-up
+    work; `jail_available` waits for the answer."""
+    from grader import course
+    from grader.autograde import jail
+
+    jail.works_soon(str(course.ROOT), PROBE_UID)
+
+
 def jail_available() -> bool:
     from grader import course
     from grader.autograde import jail

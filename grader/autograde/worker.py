@@ -27,9 +27,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from grader.autograde import jail, kernel, observing
+from grader.autograde import jail, kernel
 from grader.autograde.unexecuted import mark_unexecuted
-from grader.observation import MIME
 
 KERNEL_DIED = "the kernel died while running it (a crash, os._exit, or more memory than the grading limit)"
 
@@ -102,6 +101,8 @@ class _GradingClient(NotebookClient):
         self.cut: set[int] = set()
 
     def output(self, outs, msg, display_id, cell_index):
+        from grader.observation import MIME  # imported by kernel.preload(): the grading process never needs torch
+
         size = _output_size(msg)
         observation = MIME in msg.get("content", {}).get("data", {})
         over_cell = not observation and self.spent.get(cell_index, 0) + size > CELL_OUTPUT_BYTES
@@ -158,6 +159,8 @@ def _become_student(job: dict) -> None:
         MPLBACKEND="Agg", PATH="/usr/bin:/bin", LANG="C.UTF-8", NBGRADER_EXECUTION="autograde",
     )
     os.chdir(workdir)
+    from grader.autograde import observing  # imported by kernel.preload(): the grading process never needs torch
+
     observing.install()  # hidden checks observe here; the trusted parent judges
     # One thread per kernel: workers already keep every core busy, and two OpenMP threads per
     # kernel on a shared core run a small training loop many times slower, not faster.
