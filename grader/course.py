@@ -18,7 +18,23 @@ EXERCISES = ROOT / "exercises"
 # one once its catalog is complete (`python -m grader translations` says which are).
 TRANSLATIONS = ROOT / "translations"
 EDITIONS = {
-    "es": ["lectures/01_tensors.ipynb", "solutions/01_tensors/01_tensors.ipynb"],
+    "es": [
+        "lectures/01_tensors.ipynb",
+        "lectures/02_autograd.ipynb",
+        "lectures/03_nn_module.ipynb",
+        "lectures/04_data.ipynb",
+        "lectures/05_training_loop.ipynb",
+        "lectures/06_inference.ipynb",
+        "lectures/07_digits.ipynb",
+        "solutions/01_tensors/01_tensors.ipynb",
+        "solutions/02_autograd/02_autograd.ipynb",
+        "solutions/03_nn_module/03_nn_module.ipynb",
+        "solutions/04_data/04_data.ipynb",
+        "solutions/05_training_loop/05_training_loop.ipynb",
+        "solutions/06_inference/06_inference.ipynb",
+        "solutions/07_digits/07_digits.ipynb",
+        "solutions/08_capstone/08_capstone.ipynb",
+    ],
 }
 
 # The students' repository (GitHub owner/name and branch): what `python -m grader student-repo DIR`

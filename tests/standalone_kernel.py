@@ -84,7 +84,13 @@ def run_in_place(path: Path, specs: KernelSpecManager, timeout: int = 180):
     client = NotebookClient(nb, km=km, timeout=timeout, allow_errors=True,
                             resources={"metadata": {"path": str(Path(path).parent)}})
     started = time.perf_counter()
-    client.execute()
+    try:
+        client.execute()
+    finally:
+        # nbclient shuts down only the kernels of managers it made itself: left running, each of these holds
+        # torch and its data (hundreds of MiB) until pytest exits.
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     return nb, time.perf_counter() - started
 
 

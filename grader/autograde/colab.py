@@ -22,19 +22,19 @@ import difflib
 import nbformat
 
 
-def _key(source) -> str:
+def source_key(source) -> str:
     """A cell's source for matching: lines without trailing whitespace, no blank ends."""
     text = "".join(source) if isinstance(source, list) else (source or "")
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
-def _nbgrader(cell) -> dict:
+def nbgrader_metadata(cell) -> dict:
     value = cell.get("metadata", {}).get("nbgrader")
     return value if isinstance(value, dict) else {}
 
 
 def _similarity(a, b) -> float:
-    return difflib.SequenceMatcher(None, _key(a), _key(b), autojunk=False).ratio()
+    return difflib.SequenceMatcher(None, source_key(a), source_key(b), autojunk=False).ratio()
 
 
 def _best_in_order(wanted: list, candidates: list) -> list[int | None]:
@@ -76,49 +76,49 @@ def reattach_metadata(nb: nbformat.NotebookNode,
     Returns a new notebook and notes saying what was restored; no notes when nothing was missing.
     """
     nb = copy.deepcopy(nb)
-    graded = [cell for cell in released.cells if _nbgrader(cell).get("grade_id")]
-    present = {_nbgrader(cell)["grade_id"] for cell in nb.cells if _nbgrader(cell).get("grade_id")}
-    if not graded or all(_nbgrader(cell)["grade_id"] in present for cell in graded):
+    graded = [cell for cell in released.cells if nbgrader_metadata(cell).get("grade_id")]
+    present = {nbgrader_metadata(cell)["grade_id"] for cell in nb.cells if nbgrader_metadata(cell).get("grade_id")}
+    if not graded or all(nbgrader_metadata(cell)["grade_id"] in present for cell in graded):
         return nb, []
 
     # 1. Anchors: released cells already identified (by grade id) or locked and found by exact source.
     anchors: list[tuple[int, int]] = []  # (index in released, index in nb), increasing in both
-    by_grade_id = {_nbgrader(cell).get("grade_id"): index for index, cell in enumerate(nb.cells)
-                   if _nbgrader(cell).get("grade_id")}
+    by_grade_id = {nbgrader_metadata(cell).get("grade_id"): index for index, cell in enumerate(nb.cells)
+                   if nbgrader_metadata(cell).get("grade_id")}
     position = 0
     for r_index, r_cell in enumerate(released.cells):
-        grade_id = _nbgrader(r_cell).get("grade_id")
+        grade_id = nbgrader_metadata(r_cell).get("grade_id")
         if grade_id in by_grade_id:
             if by_grade_id[grade_id] >= position:
                 anchors.append((r_index, by_grade_id[grade_id]))
                 position = by_grade_id[grade_id] + 1
             continue
-        if not (grade_id and _nbgrader(r_cell).get("locked")):
+        if not (grade_id and nbgrader_metadata(r_cell).get("locked")):
             continue
         for n_index in range(position, len(nb.cells)):
             cell = nb.cells[n_index]
-            if (not _nbgrader(cell) and cell.cell_type == r_cell.cell_type
-                    and _key(cell.source) == _key(r_cell.source)):
+            if (not nbgrader_metadata(cell) and cell.cell_type == r_cell.cell_type
+                    and source_key(cell.source) == source_key(r_cell.source)):
                 anchors.append((r_index, n_index))
                 position = n_index + 1
                 break
 
     # 2. What lies between consecutive anchors (answer cells, edited locked cells) is matched by position.
-    restored: dict[int, int] = {n: r for r, n in anchors if not _nbgrader(nb.cells[n])}
+    restored: dict[int, int] = {n: r for r, n in anchors if not nbgrader_metadata(nb.cells[n])}
     edited: list[str] = []
     bounds = [(-1, -1), *anchors, (len(released.cells), len(nb.cells))]
     for (r_start, n_start), (r_end, n_end) in zip(bounds, bounds[1:]):
         wanted = [r for r in range(r_start + 1, r_end)
-                  if _nbgrader(released.cells[r]).get("grade_id")
-                  and _nbgrader(released.cells[r])["grade_id"] not in present]
-        candidates = [n for n in range(n_start + 1, n_end) if not _nbgrader(nb.cells[n])]
+                  if nbgrader_metadata(released.cells[r]).get("grade_id")
+                  and nbgrader_metadata(released.cells[r])["grade_id"] not in present]
+        candidates = [n for n in range(n_start + 1, n_end) if not nbgrader_metadata(nb.cells[n])]
         picks = _best_in_order([released.cells[r] for r in wanted], [nb.cells[n] for n in candidates])
         for r, pick in zip(wanted, picks):
             if pick is None:
                 continue
             restored[candidates[pick]] = r
-            if _nbgrader(released.cells[r]).get("locked"):
-                edited.append(_nbgrader(released.cells[r])["grade_id"])
+            if nbgrader_metadata(released.cells[r]).get("locked"):
+                edited.append(nbgrader_metadata(released.cells[r])["grade_id"])
 
     used_ids = {cell.get("id") for index, cell in enumerate(nb.cells) if index not in restored}
     for n_index, r_index in restored.items():
@@ -132,10 +132,11 @@ def reattach_metadata(nb: nbformat.NotebookNode,
             cell["id"] = source_cell.id
             used_ids.add(source_cell.id)
 
-    found = {_nbgrader(released.cells[r])["grade_id"] for r in restored.values()}
-    missing = [_nbgrader(c)["grade_id"] for c in graded if _nbgrader(c)["grade_id"] not in found | present]
-    answers = sorted(_nbgrader(released.cells[r])["grade_id"] for r in restored.values()
-                     if _nbgrader(released.cells[r]).get("solution"))
+    found = {nbgrader_metadata(released.cells[r])["grade_id"] for r in restored.values()}
+    missing = [nbgrader_metadata(c)["grade_id"] for c in graded
+               if nbgrader_metadata(c)["grade_id"] not in found | present]
+    answers = sorted(nbgrader_metadata(released.cells[r])["grade_id"] for r in restored.values()
+                     if nbgrader_metadata(released.cells[r]).get("solution"))
     notes = [f"restored nbgrader metadata that the editor (Colab?) dropped on {len(restored)} cells"
              + (f", answers {answers} matched by position" if answers else "")]
     if edited:

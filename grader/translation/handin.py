@@ -19,24 +19,18 @@ from pathlib import Path
 import nbformat
 
 from grader import course, notebooks
+from grader.autograde.colab import nbgrader_metadata, source_key
 from grader.translation import edition
 
 SOURCE_LANGUAGE = "en"
 
 
-def _key(source) -> str:
-    """A cell's source for matching: lines without trailing whitespace, no blank ends (as colab.py matches)."""
-    text = "".join(source) if isinstance(source, list) else (source or "")
-    return "\n".join(line.rstrip() for line in text.strip().splitlines())
-
-
-def _nbgrader(cell) -> dict:
-    value = cell.get("metadata", {}).get("nbgrader")
-    return value if isinstance(value, dict) else {}
-
-
 def _grade_ids(nb) -> list[str]:
-    return [_nbgrader(cell)["grade_id"] for cell in nb.cells if _nbgrader(cell).get("grade_id")]
+    return list(_by_grade_id(nb))
+
+
+def _by_grade_id(nb) -> dict:
+    return {nbgrader_metadata(cell)["grade_id"]: cell for cell in nb.cells if nbgrader_metadata(cell).get("grade_id")}
 
 
 @functools.lru_cache(maxsize=64)
@@ -69,21 +63,20 @@ class Edition:
         if self.language == SOURCE_LANGUAGE:
             return nb
         nb = nbformat.from_dict(nb)
-        translated = {_nbgrader(c)["grade_id"]: c for c in self.released.cells if _nbgrader(c).get("grade_id")}
-        english = {_nbgrader(c)["grade_id"]: c for c in self.english.cells if _nbgrader(c).get("grade_id")}
+        translated, english = _by_grade_id(self.released), _by_grade_id(self.english)
         for cell in nb.cells:
-            grade_id = _nbgrader(cell).get("grade_id")
+            grade_id = nbgrader_metadata(cell).get("grade_id")
             ours, theirs = translated.get(grade_id), english.get(grade_id)
-            if ours is None or theirs is None or not _nbgrader(ours).get("locked"):
+            if ours is None or theirs is None or not nbgrader_metadata(ours).get("locked"):
                 continue
-            if cell.cell_type == ours.cell_type and _key(cell.source) == _key(ours.source):
+            if cell.cell_type == ours.cell_type and source_key(cell.source) == source_key(ours.source):
                 cell.source = theirs.source
         return nb
 
 
 def _locked_matches(nb, released) -> int:
-    locked = {_key(cell.source) for cell in released.cells if _nbgrader(cell).get("locked")}
-    return sum(_key(cell.get("source", "")) in locked for cell in nb.cells)
+    locked = {source_key(cell.source) for cell in released.cells if nbgrader_metadata(cell).get("locked")}
+    return sum(source_key(cell.get("source", "")) in locked for cell in nb.cells)
 
 
 def edition_of(nb: nbformat.NotebookNode, notebook: str, released: nbformat.NotebookNode) -> Edition:

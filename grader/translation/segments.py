@@ -23,9 +23,10 @@ MARKDOWN, COMMENT, STRING = "markdown", "comment", "string"
 # nbgrader's markers and tool pragmas are instructions to programs, not text for people.
 _UNTRANSLATED_COMMENT = re.compile(r"(BEGIN|END) (SOLUTION|HIDDEN TESTS)|^\s*(noqa|type:|pragma|fmt:)|^!")
 _WORD = re.compile(r"[^\W\d_]{2,}")
-# A single-word string is still prose when it is a plot's label or title.
+# A single-word string is still prose when it is a plot's label or title, or printed: print shows its
+# arguments and does nothing else with them.
 _LABEL_CALLS = {"xlabel", "ylabel", "title", "suptitle", "set_xlabel", "set_ylabel", "set_title", "legend", "text",
-                "annotate", "xticks", "yticks", "set_xticklabels", "set_yticklabels"}
+                "annotate", "xticks", "yticks", "set_xticklabels", "set_yticklabels", "print"}
 _LABEL_KEYWORDS = {"label", "labels", "title", "xlabel", "ylabel"}
 # ...or a name shown to people, listed in a variable called `..._names` (class_names = ["benign", ...]).
 _LABEL_VARIABLE = re.compile(r"names$")
@@ -148,7 +149,7 @@ def _is_label(tokens: list[tokenize.TokenInfo], first: int) -> bool:
     before = [t for t in tokens[:first] if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
     if len(before) >= 2 and before[-1].string == "=" and before[-2].string in _LABEL_KEYWORDS:
         return True
-    depth = 0
+    depth, nested = 0, False
     for position in range(len(before) - 1, -1, -1):
         text = before[position].string
         if text in ")]}":
@@ -158,7 +159,9 @@ def _is_label(tokens: list[tokenize.TokenInfo], first: int) -> bool:
                 depth -= 1
                 continue
             if text == "(" and position and before[position - 1].string in _LABEL_CALLS:
-                return True
+                # print's own arguments only: a key or an item inside them (batch["row"]) is code
+                return before[position - 1].string != "print" or not nested
+            nested = True
             if text in "[(" and position >= 2 and before[position - 1].string == "=" \
                     and _LABEL_VARIABLE.search(before[position - 2].string):
                 return True
@@ -218,7 +221,7 @@ def code_segments(source: str) -> list[Segment]:
         prefix, quote = opening.groups()
         text = literal[len(prefix) + len(quote): len(literal) - len(quote)]
         f_string = "f" in prefix.lower()
-        prose = _FIELD.sub(" ", text) if f_string else text
+        prose = _FIELD.sub("X", text) if f_string else text  # a field stands for a word: f"chosen {t}" is prose
         readable = bool(re.search(r"\s", prose.strip())) or prose.rstrip().endswith((":", ".", "!", "?"))
         if _WORD.search(prose) and (readable or _is_label(tokens, first)):
             begin = start + len(prefix) + len(quote)
