@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 from check_helpers import fails_with as _fails_with
+from check_helpers import observed
 
 from grader import observation
 from grader.checks import autograd
-from grader.checks.report import CheckFailed
 
 # grad_of -----------------------------------------------------------------------------------------
 
@@ -329,14 +329,11 @@ RECORDS = {"grad_of": "cases", "gradient_step": "steps", "fit_exponent": "calls"
 
 def _observed(name, candidate):
     """What the kernel would send for `candidate`, after the JSON round trip."""
-    return json.loads(observation.as_json(getattr(autograd, f"check_{name}").observe(candidate)))
+    return observed(getattr(autograd, f"check_{name}"), candidate)
 
 
 def _judge_rejects(name, obs, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        getattr(autograd, f"check_{name}").judge(obs)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"judge message lacks {fragment!r}:\n{failure.value}"
+    _fails_with(getattr(autograd, f"check_{name}").judge, obs, *fragments)
 
 
 def _tensor_field(encoded, **fields):

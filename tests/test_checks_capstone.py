@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import Observations, encoded, fails_with, unsolved
 from sklearn.datasets import load_breast_cancer
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from grader import course
 from grader.checks import capstone, inference
 from grader.checks.report import CheckFailed
-from grader.observation import as_json, decode, encode
+from grader.observation import as_json, decode
 from grader.observers import capstone as observers
 from grader.observers.inference import seeded
 
@@ -672,17 +673,14 @@ def test_checkpoint_explains_mistakes(save, load, fragments):
     _fails_with(capstone.check_checkpoint, MLP, save, load, fragments=fragments)
 
 
-def test_not_implemented_passes_through_unchanged():
+@pytest.mark.parametrize("check, n_answers", [
+    (capstone.check_train_capstone, 1), (capstone.check_predict_raw, 1), (capstone.check_building_blocks, 4),
+    (capstone.check_early_stopping, 1), (capstone.check_validation_threshold, 1),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_not_implemented_passes_through_unchanged(check, n_answers):
     """Does an unsolved stub still raise NotImplementedError, not a check failure?"""
-    def stub(*args, **kwargs):
-        raise NotImplementedError("Replace this line")
-
     with pytest.raises(NotImplementedError):
-        capstone.check_train_capstone(stub)
-    with pytest.raises(NotImplementedError):
-        capstone.check_predict_raw(stub)
-    with pytest.raises(NotImplementedError):
-        capstone.check_building_blocks(stub, stub, stub, stub)
+        check(*[unsolved] * n_answers)
 
 
 # Observations and forged observations -----------------------------------------------------------
@@ -696,27 +694,8 @@ CHECKS = {
     "predict_raw": (capstone.check_predict_raw, (predict_raw,)),
     "checkpoint": (capstone.check_checkpoint, (MLP, save_checkpoint, load_checkpoint)),
 }
-_observed: dict[str, dict] = {}
-
-
-def _observation(name: str) -> dict:
-    """The JSON a grading kernel would send for a correct answer (a fresh copy on every call)."""
-    if name not in _observed:
-        check, args = CHECKS[name]
-        _observed[name] = check.observe(*args)
-    return json.loads(as_json(_observed[name]))
-
-
-def _tensor(value) -> dict:
-    return json.loads(as_json(encode(value)))
-
-
-def _rejects(judge, observed, fragments, **kwargs):
-    with pytest.raises(CheckFailed) as failure:
-        judge(observed, **kwargs)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"the forged observation failed, but the message lacks {fragment!r}:\n" \
-            f"{failure.value}"
+# The JSON a grading kernel would send for a correct answer (a fresh copy on every call).
+_observation = Observations(CHECKS)
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
@@ -731,32 +710,32 @@ def test_observation_is_strict_json_and_judged_as_a_pass(name):
 
 def _forge_mlp_logits(observed):
     case = observed["mlp"][1]
-    case["logits"] = {"value": _tensor(torch.zeros(16, 1))}
+    case["logits"] = {"value": encoded(torch.zeros(16, 1))}
 
 
 def _forge_mlp_weight(observed):
     linear = observed["mlp"][0]["linears"][0]
-    linear["weight"] = _tensor(torch.zeros(32, 10))
+    linear["weight"] = encoded(torch.zeros(32, 10))
 
 
 def _forge_dataset_target(observed):
     X, y = observers.dataset_input()
     features, target = torch.tensor(X[5], dtype=torch.float32), torch.tensor([y[5]], dtype=torch.float64)
-    observed["dataset"]["item"] = {"value": _tensor((features, target))}
+    observed["dataset"]["item"] = {"value": encoded((features, target))}
 
 
 def _forge_epoch_parameters(observed):
     model, _ = observers.epoch_case()
-    observed["epoch"]["parameters"] = [_tensor(p) for p in model.parameters()]  # as if nothing was learned
+    observed["epoch"]["parameters"] = [encoded(p) for p in model.parameters()]  # as if nothing was learned
 
 
 def _forge_strict_labels(observed):
-    observed["labels"]["calls"][0] = {"value": _tensor(torch.tensor([0, 0, 0, 0, 1, 1]))}
+    observed["labels"]["calls"][0] = {"value": encoded(torch.tensor([0, 0, 0, 0, 1, 1]))}
 
 
 def _forge_mode_labels(observed):
     for call in observed["mode"]["calls"]:
-        call["result"] = {"value": _tensor(torch.ones(64, dtype=torch.long))}
+        call["result"] = {"value": encoded(torch.ones(64, dtype=torch.long))}
 
 
 def _forge_mode_spy(observed):
@@ -766,7 +745,7 @@ def _forge_mode_spy(observed):
 
 def _forge_gpu_run_on_cpu(observed):
     """What a GPU kernel reports when predict ignores device="cuda" (judged on any machine)."""
-    labels = {"value": _tensor(torch.zeros(10, dtype=torch.long))}
+    labels = {"value": encoded(torch.zeros(10, dtype=torch.long))}
     forward = {"training": [False, False, False, False], "grad": False, "device": "cpu"}
     observed["mode"].update(cuda=True, device_calls=[{"result": labels, "forwards": [forward]}])
 
@@ -777,7 +756,7 @@ def test_gpu_records_of_a_correct_predict_are_accepted():
     forward = {"training": [False, False, False, False], "grad": False, "device": "cuda"}
     model = seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1)))
     X = torch.randn(10, 3, generator=torch.Generator().manual_seed(6))
-    labels = {"value": _tensor(inference.reference_labels(model, X, 0.5))}
+    labels = {"value": encoded(inference.reference_labels(model, X, 0.5))}
     observed["mode"].update(cuda=True, device_calls=[{"result": labels, "forwards": [forward]}])
     capstone.judge_building_blocks(observed)
 
@@ -796,7 +775,7 @@ def test_forged_building_blocks_are_rejected(forge, fragments):
     """Does the judge recompute every building block's result instead of trusting the kernel's records?"""
     observed = _observation("building_blocks")
     forge(observed)
-    _rejects(capstone.judge_building_blocks, observed, fragments)
+    fails_with(capstone.judge_building_blocks, observed, *fragments)
 
 
 def _standardised(part: str, observed: dict) -> torch.Tensor:
@@ -808,21 +787,21 @@ def _standardised(part: str, observed: dict) -> torch.Tensor:
 def _forge_all_data_mean(observed):
     mean = torch.tensor(capstone.splits()["X_all"].mean(axis=0), dtype=torch.float32)
     value = observed["result"]["value"]["__tuple__"]
-    value[1] = _tensor(mean)
+    value[1] = encoded(mean)
 
 
 def _forge_reserved_rows_seen(observed):
     seen = torch.cat([_standardised("X_train", observed), _standardised("X_reserved", observed)])
-    observed["seen"], observed["seen_total"] = _tensor(seen), len(seen)
+    observed["seen"], observed["seen_total"] = encoded(seen), len(seen)
 
 
 def _forge_nothing_seen(observed):
-    observed["seen"], observed["seen_total"] = _tensor(torch.empty(0, 30)), 0
+    observed["seen"], observed["seen_total"] = encoded(torch.empty(0, 30)), 0
 
 
 def _forge_too_many_rows(observed):
     rows = torch.randn(observers.MAX_SEEN_ROWS + 1, 30)
-    observed["seen"], observed["seen_total"] = _tensor(rows), len(rows)
+    observed["seen"], observed["seen_total"] = encoded(rows), len(rows)
 
 
 def _forge_rows_withheld(observed):
@@ -840,7 +819,7 @@ def test_forged_training_observation_is_rejected(forge, fragments):
     """Does the judge decide from the recorded statistics and rows itself which rows the model was trained on?"""
     observed = _observation("train_capstone")
     forge(observed)
-    _rejects(capstone.judge_train_capstone, observed, fragments)
+    fails_with(capstone.judge_train_capstone, observed, *fragments)
 
 
 def _linear_layers(observed):
@@ -850,20 +829,20 @@ def _linear_layers(observed):
 def _forge_true_labels_as_logits(observed):
     """What a cheater's kernel would report for a perfect model: logits that give the true labels."""
     y = torch.tensor(capstone.splits()["y_reserved"], dtype=torch.float32)
-    observed["logits"] = {"value": _tensor(((2 * y - 1) * 5).unsqueeze(1))}
+    observed["logits"] = {"value": encoded(((2 * y - 1) * 5).unsqueeze(1))}
 
 
 def _forge_weights_zeroed(observed):
     last = _linear_layers(observed)[-1]["parameters"]
-    last["weight"] = _tensor(torch.zeros(1, decode(last["weight"]).shape[1]))
+    last["weight"] = encoded(torch.zeros(1, decode(last["weight"]).shape[1]))
 
 
 def _forge_constant_model(observed):
     """Consistent layers and logits (every logit 5): the judge scores the rebuilt model, not the kernel's word."""
     last = _linear_layers(observed)[-1]["parameters"]
-    last["weight"] = _tensor(torch.zeros_like(decode(last["weight"])))
-    last["bias"] = _tensor(torch.full((1,), 5.0))
-    observed["logits"] = {"value": _tensor(torch.full((114, 1), 5.0))}
+    last["weight"] = encoded(torch.zeros_like(decode(last["weight"])))
+    last["bias"] = encoded(torch.full((1,), 5.0))
+    observed["logits"] = {"value": encoded(torch.full((114, 1), 5.0))}
 
 
 def _forge_unscorable_layer(observed):
@@ -907,25 +886,25 @@ def test_forged_reserved_observation_is_rejected(forge, fragments):
     parameters do not explain?"""
     observed = _observation("reserved_accuracy")
     forge(observed)
-    _rejects(capstone.judge_reserved_accuracy, observed, fragments, minimum=0.90)
+    fails_with(capstone.judge_reserved_accuracy, observed, *fragments, minimum=0.90)
 
 
 def test_reported_predictions_of_an_untrained_model_cannot_buy_the_points():
     """An untrained model's observation with the true labels reported as its logits still scores nothing."""
     observed = json.loads(as_json(capstone.check_reserved_accuracy.observe(untrained)))
     _forge_true_labels_as_logits(observed)
-    _rejects(capstone.judge_reserved_accuracy, observed, ["does not compute its logits"], minimum=0.90)
+    fails_with(capstone.judge_reserved_accuracy, observed, "does not compute its logits", minimum=0.90)
 
 
 def _forge_unstandardised_labels(observed):
     model, mean, std, rows = observers.predict_raw_case()
     with torch.no_grad():
         labels = (model(torch.tensor(rows[0], dtype=torch.float32)).squeeze(1) >= 0).long()
-    observed["calls"][0] = {"value": _tensor(labels)}
+    observed["calls"][0] = {"value": encoded(labels)}
 
 
 def _forge_float_labels(observed):
-    observed["calls"][1] = {"value": _tensor(torch.ones(3))}
+    observed["calls"][1] = {"value": encoded(torch.ones(3))}
 
 
 @pytest.mark.parametrize("forge, fragments", [
@@ -936,16 +915,16 @@ def test_forged_predict_raw_is_rejected(forge, fragments):
     """Does the judge compute predict_raw's labels itself from the same model and rows?"""
     observed = _observation("predict_raw")
     forge(observed)
-    _rejects(capstone.judge_predict_raw, observed, fragments)
+    fails_with(capstone.judge_predict_raw, observed, *fragments)
 
 
 def _forge_loaded_fresh_weights(observed):
     """Same logits reported, but the loaded model holds other weights than the saved one."""
-    observed["loaded_state"] = [[name, _tensor(decode(value) + 0.5)] for name, value in observed["loaded_state"]]
+    observed["loaded_state"] = [[name, encoded(decode(value) + 0.5)] for name, value in observed["loaded_state"]]
 
 
 def _forge_loaded_mean(observed):
-    observed["load"]["value"]["__tuple__"][1] = _tensor(torch.zeros(30))
+    observed["load"]["value"]["__tuple__"][1] = encoded(torch.zeros(30))
 
 
 def _forge_pickled_file(observed):
@@ -961,7 +940,7 @@ def test_forged_checkpoint_is_rejected(forge, fragments):
     """Does the judge compare the loaded state and statistics with the saved ones itself?"""
     observed = _observation("checkpoint")
     forge(observed)
-    _rejects(capstone.judge_checkpoint, observed, fragments)
+    fails_with(capstone.judge_checkpoint, observed, *fragments)
 
 
 # Part F: early stopping and a threshold chosen on validation ---------------------------------------
@@ -1149,26 +1128,9 @@ def test_threshold_explains_mistakes(wrong, fragments):
     _fails_with(capstone.check_validation_threshold, wrong, fragments=fragments)
 
 
-def test_part_f_stubs_pass_through_unchanged():
-    """Does an unsolved fit_capstone or choose_capstone_threshold still raise NotImplementedError?"""
-    def stub(*args, **kwargs):
-        raise NotImplementedError("Replace this line")
-
-    with pytest.raises(NotImplementedError):
-        capstone.check_early_stopping(stub)
-    with pytest.raises(NotImplementedError):
-        capstone.check_validation_threshold(stub)
-
-
-PART_F = {"early_stopping": (capstone.check_early_stopping, fit_capstone),
-          "validation_threshold": (capstone.check_validation_threshold, choose_capstone_threshold)}
-
-
-def _part_f_observation(name: str) -> dict:
-    if name not in _observed:
-        check, function = PART_F[name]
-        _observed[name] = check.observe(function)
-    return json.loads(as_json(_observed[name]))
+PART_F = {"early_stopping": (capstone.check_early_stopping, (fit_capstone,)),
+          "validation_threshold": (capstone.check_validation_threshold, (choose_capstone_threshold,))}
+_part_f_observation = Observations(PART_F)
 
 
 @pytest.mark.parametrize("name", sorted(PART_F))
@@ -1187,13 +1149,13 @@ def _forge_history_cut(observed):
 
 def _forge_first_layer(observed):
     """The returned model's first layer replaced by zeros: its recorded logits no longer follow from its layers."""
-    observed["layers"][0]["parameters"]["weight"] = _tensor(torch.zeros(32, 30))
+    observed["layers"][0]["parameters"]["weight"] = encoded(torch.zeros(32, 30))
 
 
 def _forge_evaluation_outputs(observed):
     """Every recorded validation pass made to look like the returned model's (to pass the best-weights test)."""
     for call in observed["evaluations"]:
-        call["out"] = _tensor(torch.zeros_like(decode(call["out"])))
+        call["out"] = encoded(torch.zeros_like(decode(call["out"])))
 
 
 @pytest.mark.parametrize("forge, fragments", [
@@ -1204,14 +1166,14 @@ def _forge_evaluation_outputs(observed):
 def test_forged_early_stopping_is_rejected(forge, fragments):
     observed = _part_f_observation("early_stopping")
     forge(observed)
-    _rejects(capstone.judge_early_stopping, observed, fragments)
+    fails_with(capstone.judge_early_stopping, observed, *fragments)
 
 
 def test_forged_threshold_is_rejected():
     """Does the judge compute the validation cost of the returned threshold itself, from its own model?"""
     observed = _part_f_observation("validation_threshold")
     observed["result"] = {"value": 0.5}
-    _rejects(capstone.judge_validation_threshold, observed, ["not the lowest"])
+    fails_with(capstone.judge_validation_threshold, observed, "not the lowest")
 
 
 @pytest.mark.parametrize("seed", range(20))

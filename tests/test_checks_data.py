@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 import torch
+from check_helpers import encoded, observed
 from check_helpers import fails_with as _fails_with
 from mutant_bank.bank_04_data import CORRECT_CELLS, MISTAKES
 from mutant_bank.grading import reference_answers
 from torch.utils.data import Dataset
 
 from grader.checks import data
-from grader.checks.report import CheckFailed
-from grader.observation import as_json, decode, encode
+from grader.observation import as_json, decode
 
 REFERENCE = reference_answers("04_data")["tabular_dataset"]
 
@@ -96,18 +96,11 @@ CHECKS = [data.check_dataset, data.check_loader_batches]
 
 def _observe(check, source=REFERENCE):
     """What the observer records for a cell's TabularDataset, after the JSON round trip of grading."""
-    return json.loads(as_json(check.observe(_load(source))))
+    return observed(check, _load(source))
 
 
 def _rejects(check, obs, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        check.judge(obs)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"the judge's message lacks {fragment!r}:\n{failure.value}"
-
-
-def _encoded(value):
-    return json.loads(as_json(encode(value)))
+    _fails_with(check.judge, obs, *fragments)
 
 
 @pytest.mark.parametrize("name", ["reference", *sorted(MISTAKES)])
@@ -140,7 +133,7 @@ def test_forged_target_is_rejected():
     """Is a flipped label rejected, though everything else about the item is right?"""
     obs = _observe(data.check_dataset)
     features, target = decode(obs["float32"]["items"][0]["value"])
-    obs["float32"]["items"][0]["value"] = _encoded((features, 1 - target))
+    obs["float32"]["items"][0]["value"] = encoded((features, 1 - target))
     _rejects(data.check_dataset, obs, "dataset[0]", "float32 X", "wrong target")
 
 
@@ -156,12 +149,12 @@ def test_forged_batches_are_rejected():
     obs = _observe(data.check_loader_batches)
     batches = decode(obs["cases"][0]["batches"]["value"])
     batches[0][0][1] = batches[0][0][0]
-    obs["cases"][0]["batches"]["value"] = _encoded(batches)
+    obs["cases"][0]["batches"]["value"] = encoded(batches)
     _rejects(data.check_loader_batches, obs, "did not give every row exactly once")
     obs = _observe(data.check_loader_batches)
     batches = decode(obs["cases"][1]["batches"]["value"])
     batches[0][1] = 1 - batches[0][1]
-    obs["cases"][1]["batches"]["value"] = _encoded(batches)
+    obs["cases"][1]["batches"]["value"] = encoded(batches)
     _rejects(data.check_loader_batches, obs, "paired rows with the wrong labels")
 
 

@@ -10,12 +10,12 @@ import time
 import pytest
 import torch
 from check_helpers import fails_with as _fails_with
+from check_helpers import observed as _observed
 from mutant_bank.bank_06_inference import CORRECT_THRESHOLD, FORGES_GRAD_MODE, THRESHOLD_MISTAKES
 from mutant_bank.grading import reference_answers
 
 from grader import observation
 from grader.checks import inference
-from grader.checks.report import CheckFailed
 from grader.observers import inference as observers
 
 # predict: right ---------------------------------------------------------------------------------
@@ -319,18 +319,6 @@ def test_precision_recall_explains_mistakes(wrong, fragments):
 
 # observers and judges ---------------------------------------------------------------------------
 
-def _observed(observe, candidate):
-    """What the observer records for `candidate`, after the JSON round trip grading makes."""
-    return json.loads(observation.as_json(observe(candidate)))
-
-
-def _rejects(judge, observed, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        judge(observed)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"judge's message lacks {fragment!r}:\n{failure.value}"
-
-
 @pytest.mark.parametrize("observe, candidates", [
     (observers.observe_predict_labels, [reference, returns_list, returns_bool, crashes, global_model]),
     (observers.observe_predict_mode, [reference, no_eval, builds_graph, zeros]),
@@ -359,33 +347,33 @@ def test_observers_import_no_judge_and_keep_the_global_seed():
 
 def test_predict_labels_judge_rejects_forged_observations():
     """Are labels that are not the right model's labels, or missing calls, rejected however they were produced?"""
-    right = _observed(observers.observe_predict_labels, reference)
+    right = _observed(inference.check_predict_labels, reference)
     inference.judge_predict_labels(copy.deepcopy(right))
 
     # A predict that ignores its model: the second model gets the first model's labels.
     forged = copy.deepcopy(right)
     forged["calls"][-1] = forged["calls"][0]
-    _rejects(inference.judge_predict_labels, forged, "for a second model", "wrong labels")
+    _fails_with(inference.judge_predict_labels, forged, "for a second model", "wrong labels")
 
     # Right labels for the easy calls only: the calls it could not answer are left out.
     forged = copy.deepcopy(right)
     forged["calls"] = forged["calls"][:3]
-    _rejects(inference.judge_predict_labels, forged, "did not see a result for every call")
+    _fails_with(inference.check_predict_labels.judge, forged, "could not read", "calls should hold 13 items, not 3")
 
     # One label flipped in the 2-layer network's rows.
     forged = copy.deepcopy(right)
     labels = observation.decode(forged["calls"][7]["value"]).clone()
     labels[0] = 1 - labels[0]
     forged["calls"][7] = {"value": observation.encode(labels)}
-    _rejects(inference.judge_predict_labels, forged, "2-layer network", "wrong labels")
+    _fails_with(inference.judge_predict_labels, forged, "2-layer network", "wrong labels")
 
     # The right values claimed from the GPU, or as a plain list.
     forged = copy.deepcopy(right)
     forged["calls"][0]["value"]["__tensor__"]["device"] = "cuda"
-    _rejects(inference.judge_predict_labels, forged, "not on the CPU")
+    _fails_with(inference.judge_predict_labels, forged, "not on the CPU")
     forged = copy.deepcopy(right)
     forged["calls"][0] = {"value": observation.encode([0, 0, 1, 1, 1, 1])}
-    _rejects(inference.judge_predict_labels, forged, "torch.Tensor", "list")
+    _fails_with(inference.judge_predict_labels, forged, "torch.Tensor", "list")
 
 
 def _tiny_case():
@@ -408,7 +396,7 @@ def test_float32_sliver_exists_here():
 def test_predict_labels_judge_accepts_either_rule_only_in_the_sliver():
     """Are both labels accepted for logits just below 0 (where sigmoid rounds to 0.5), and only there?"""
     index, _ = _tiny_case()
-    right = _observed(observers.observe_predict_labels, reference)
+    right = _observed(inference.check_predict_labels, reference)
     by_probability = observation.decode(right["calls"][index]["value"])
     assert by_probability.tolist() == [1, 1, 1, 1, 0, 1]
 
@@ -423,47 +411,47 @@ def test_predict_labels_judge_accepts_either_rule_only_in_the_sliver():
         wrong[row] = 1 - wrong[row]
         forged = copy.deepcopy(right)
         forged["calls"][index] = {"value": observation.encode(wrong)}
-        _rejects(inference.judge_predict_labels, forged, "-1.5e-07", "wrong labels")
+        _fails_with(inference.judge_predict_labels, forged, "-1.5e-07", "wrong labels")
 
 
 def test_predict_mode_judge_rejects_forged_observations():
     """Is a predict without model.eval() caught by its labels even when its spy records are faked?"""
-    right = _observed(observers.observe_predict_mode, reference)
+    right = _observed(inference.check_predict_mode, reference)
     inference.judge_predict_mode(copy.deepcopy(right))
 
     # Training-mode labels with forward records claiming eval mode and no graph.
-    forged = _observed(observers.observe_predict_mode, no_eval)
+    forged = _observed(inference.check_predict_mode, no_eval)
     for call in forged["calls"]:
         call["forwards"] = copy.deepcopy(right["calls"][0]["forwards"])
     forged["calls"][1]["result"] = forged["calls"][0]["result"]
-    _rejects(inference.judge_predict_mode, forged, "wrong labels", "eval mode")
+    _fails_with(inference.judge_predict_mode, forged, "wrong labels", "eval mode")
 
     # All-zero labels with a forged record of the model being called.
-    forged = _observed(observers.observe_predict_mode, zeros)
+    forged = _observed(inference.check_predict_mode, zeros)
     for call in forged["calls"]:
         call["forwards"] = copy.deepcopy(right["calls"][0]["forwards"])
-    _rejects(inference.judge_predict_mode, forged, "wrong labels")
+    _fails_with(inference.judge_predict_mode, forged, "wrong labels")
 
     # A record of a forward pass that does not say it ran in eval mode counts as training mode.
     forged = copy.deepcopy(right)
-    forged["calls"][0]["forwards"] = [{"grad": False}]
-    _rejects(inference.judge_predict_mode, forged, "training mode")
+    forged["calls"][0]["forwards"] = [{"training": [], "grad": False, "device": "cpu", "graph": False}]
+    _fails_with(inference.judge_predict_mode, forged, "training mode")
 
     # A GPU kernel that reports no call with device="cuda".
     forged = copy.deepcopy(right)
     forged["cuda"] = True
     forged.pop("device_calls", None)
-    _rejects(inference.judge_predict_mode, forged, 'device="cuda"', "did not see a result")
+    _fails_with(inference.check_predict_mode.judge, forged, "could not read", "device_calls is missing")
 
 
 def test_precision_recall_judge_rejects_forged_observations():
     """Are wrong values, lying floats and missing calls rejected from the observation alone?"""
-    right = _observed(observers.observe_precision_recall, pr_reference)
+    right = _observed(inference.check_precision_recall, pr_reference)
     inference.judge_precision_recall(copy.deepcopy(right))
 
     forged = copy.deepcopy(right)
     forged["calls"][-1] = {"value": observation.encode((0.5, 0.5))}
-    _rejects(inference.judge_precision_recall, forged, "200 random labels", "wrong values")
+    _fails_with(inference.judge_precision_recall, forged, "200 random labels", "wrong values")
 
     class AlwaysEqual(float):
         def __eq__(self, other):
@@ -471,11 +459,11 @@ def test_precision_recall_judge_rejects_forged_observations():
 
     forged = copy.deepcopy(right)
     forged["calls"][0] = {"value": observation.encode((AlwaysEqual(0.0), AlwaysEqual(0.0)))}
-    _rejects(inference.judge_precision_recall, forged, "not a Python float", "AlwaysEqual")
+    _fails_with(inference.judge_precision_recall, forged, "not a Python float", "AlwaysEqual")
 
     forged = copy.deepcopy(right)
     forged["calls"] = forged["calls"][:5]
-    _rejects(inference.judge_precision_recall, forged, "did not see a result for every call")
+    _fails_with(inference.check_precision_recall.judge, forged, "could not read", "calls should hold 6 items, not 5")
 
 
 def test_predict_mode_judge_on_a_gpu_kernel():
@@ -483,11 +471,11 @@ def test_predict_mode_judge_on_a_gpu_kernel():
     def on_cpu(model, X, threshold=0.5, device="cpu"):
         return reference(model, X, threshold)
 
-    right = _observed(observers.observe_predict_mode, reference)
+    right = _observed(inference.check_predict_mode, reference)
     right["cuda"] = True
     right["device_calls"] = [json.loads(observation.as_json(observers._observe_on_gpu(on_cpu)))]
     ignored_device = copy.deepcopy(right)
-    _rejects(inference.judge_predict_mode, ignored_device, "did not run on the GPU")
+    _fails_with(inference.judge_predict_mode, ignored_device, "did not run on the GPU")
 
     for forward in right["device_calls"][0]["forwards"]:
         forward["device"] = "cuda"
@@ -495,11 +483,11 @@ def test_predict_mode_judge_on_a_gpu_kernel():
 
     left_on_gpu = copy.deepcopy(right)
     left_on_gpu["device_calls"][0]["result"]["value"]["__tensor__"]["device"] = "cuda"
-    _rejects(inference.judge_predict_mode, left_on_gpu, "not on the CPU")
+    _fails_with(inference.judge_predict_mode, left_on_gpu, "not on the CPU")
 
     wrong = copy.deepcopy(right)
     wrong["device_calls"][0]["result"] = {"value": observation.encode(torch.zeros(10, dtype=torch.long))}
-    _rejects(inference.judge_predict_mode, wrong, 'device="cuda"', "wrong labels")
+    _fails_with(inference.judge_predict_mode, wrong, 'device="cuda"', "wrong labels")
 
 
 # Issue 17: a predict that patches torch.is_grad_enabled cannot forge the "no graph" record ------------------
@@ -511,20 +499,20 @@ def test_patched_grad_mode_cannot_forge_the_no_graph_check():
     grad."""
     namespace = {"torch": torch}
     exec(FORGES_GRAD_MODE, namespace)
-    observed = _observed(observers.observe_predict_mode, namespace["predict"])
+    observed = _observed(inference.check_predict_mode, namespace["predict"])
     assert torch.is_grad_enabled is torch._C.is_grad_enabled
     forwards = [f for call in observed["calls"] for f in call["forwards"]]
     assert forwards and all(f["grad"] is True and f["graph"] is True for f in forwards), forwards
-    _rejects(inference.judge_predict_mode, observed, "computation graph")
+    _fails_with(inference.judge_predict_mode, observed, "computation graph")
 
 
 def test_a_forward_record_without_the_graph_flag_fails():
     """A forward record that says no grad but omits whether the output was part of a graph is not a pass."""
-    right = _observed(observers.observe_predict_mode, reference)
+    right = _observed(inference.check_predict_mode, reference)
     for call in right["calls"]:
         for forward in call["forwards"]:
             forward.pop("graph")
-    _rejects(inference.judge_predict_mode, right, "computation graph")
+    _fails_with(inference.judge_predict_mode, right, "computation graph")
 
 
 # choose_threshold ---------------------------------------------------------------------------------------
@@ -571,9 +559,9 @@ def test_every_threshold_case_has_a_point():
 
 def test_choose_threshold_judge_recomputes_the_cost():
     """A record of a plausible threshold that is not the cheapest fails; the judge never trusts a reported cost."""
-    observed = _observed(observers.observe_choose_threshold, _threshold(THRESHOLD_RIGHT[0][1]))
+    observed = _observed(inference.check_choose_threshold, _threshold(THRESHOLD_RIGHT[0][1]))
     inference.judge_choose_threshold(copy.deepcopy(observed))
     observed["calls"][0]["value"] = 0.5
-    _rejects(inference.judge_choose_threshold, observed, "cost is not the lowest")
+    _fails_with(inference.judge_choose_threshold, observed, "cost is not the lowest")
     observed["calls"].pop()
-    _rejects(inference.judge_choose_threshold, observed, "did not see a result")
+    _fails_with(inference.check_choose_threshold.judge, observed, "could not read", "calls should hold")

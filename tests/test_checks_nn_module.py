@@ -5,13 +5,14 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from check_helpers import encoded
 from check_helpers import fails_with as _fails_with
+from check_helpers import observed as _observe
 from mutant_bank.bank_03_nn_module import CORRECT_CRITERION, CORRECT_TARGETS, CRITERION_MISTAKES, TARGETS_MISTAKES
 from mutant_bank.grading import reference_answers
 from torch import nn
 
 from grader.checks import nn_module
-from grader.checks.report import CheckFailed
 from grader.observation import as_json, decode, encode
 from grader.observers import nn_module as nn_observers
 
@@ -328,16 +329,8 @@ def _correct_count(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def _observe(check, candidate):
-    """What the observer records, after the JSON round trip the grading path makes."""
-    return json.loads(as_json(check.observe(candidate)))
-
-
 def _rejects(check, obs, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        check.judge(obs)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"the judge's message lacks {fragment!r}:\n{failure.value}"
+    _fails_with(check.judge, obs, *fragments)
 
 
 @pytest.mark.parametrize("candidate", [SequentialMLP, HeadFirstMLP, NoBiasMLP, DetachedMLP, UnusedLayerMLP,
@@ -393,13 +386,9 @@ def test_forged_default_is_rejected():
     _rejects(nn_module.check_mlp_parameters, obs, "should use the defaults")
 
 
-def _encoded(tensor):
-    return json.loads(as_json(encode(tensor)))
-
-
-def _with_values(encoded, tensor):
-    """`encoded` (a recorded tensor) claiming other values, with every other detail kept."""
-    return {"__tensor__": {**encoded["__tensor__"], "data": _encoded(tensor)["__tensor__"]["data"]}}
+def _with_values(recorded, tensor):
+    """`recorded` (an encoded tensor) claiming other values, with every other detail kept."""
+    return {"__tensor__": {**recorded["__tensor__"], "data": encoded(tensor)["__tensor__"]["data"]}}
 
 
 def test_forged_outputs_are_rejected():
@@ -438,7 +427,7 @@ def test_forged_gradients_are_rejected():
     """Are gradients that autograd would not give for the recorded logits rejected?"""
     obs = _observe(nn_module.check_mlp_sizes, SequentialMLP)
     grads = obs["cases"][1]["grads"]
-    grads[0] = _encoded(torch.zeros_like(decode(grads[0])))
+    grads[0] = encoded(torch.zeros_like(decode(grads[0])))
     _rejects(nn_module.check_mlp_sizes, obs, "the gradient of net.0.weight is wrong")
 
 
@@ -446,7 +435,7 @@ def test_forged_untouched_input_is_checked():
     """Is an input the model changed in place caught from the recorded input, not from a flag?"""
     obs = _observe(nn_module.check_mlp_sizes, SequentialMLP)
     call = obs["cases"][0]["calls"][0]
-    call["input_after"] = _encoded(decode(call["input_after"]) + 1)
+    call["input_after"] = encoded(decode(call["input_after"]) + 1)
     _rejects(nn_module.check_mlp_sizes, obs, "changed its input X")
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from check_helpers import fails_with as _fails_with
+from check_helpers import observed
 
 from grader import observation
 from grader.checks import tensors
@@ -226,14 +227,11 @@ WRONG = {
 
 def _observed(name, candidate):
     """What the kernel would send for `candidate`, after the JSON round trip."""
-    return json.loads(observation.as_json(getattr(tensors, f"check_{name}").observe(candidate)))
+    return observed(getattr(tensors, f"check_{name}"), candidate)
 
 
 def _judge_rejects(name, obs, *fragments):
-    with pytest.raises(CheckFailed) as failure:
-        getattr(tensors, f"check_{name}").judge(obs)
-    for fragment in fragments:
-        assert fragment in str(failure.value), f"judge message lacks {fragment!r}:\n{failure.value}"
+    _fails_with(getattr(tensors, f"check_{name}").judge, obs, *fragments)
 
 
 @pytest.mark.parametrize("name", sorted(RIGHT))

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from check_helpers import fails_with, observed
 from mutant_bank.bank_05_training_loop import (
     CORRECT_EVALUATE,
     CORRECT_FIXED_FIT,
@@ -211,15 +212,8 @@ SPY_ONLY = {"ignores_device", "moves_only_X", "evaluate_ignores_device", "evalua
             "evaluate_steps_global_optimizer"}
 
 
-def _observed(check, *args):
-    """What the observer of `check` records, after the JSON round trip grading puts it through."""
-    return json.loads(as_json(check.observe(*args)))
-
-
 def _judge_fails(check, obs, fragment):
-    with pytest.raises(CheckFailed) as failure:
-        check.judge(obs)
-    assert fragment in str(failure.value), f"the judge's message lacks {fragment!r}:\n{failure.value}"
+    fails_with(check.judge, obs, fragment)
 
 
 def _reference_functions():
@@ -249,9 +243,9 @@ def test_observations_are_strict_json(name):
 @pytest.mark.parametrize("name", sorted(set(TRAIN_MISTAKES) - SPY_ONLY))
 def test_train_judge_rejects_a_wrong_run_with_a_correct_runs_spies(name):
     """Pasting a correct run's spy records (modes, steps, zero_grads, gradients) over a wrong run's still fails."""
-    forged = _observed(training.check_train_one_epoch,
+    forged = observed(training.check_train_one_epoch,
                        _function(source(TRAIN, TRAIN_MISTAKES[name][0]), "train_one_epoch")[0])
-    honest = _observed(training.check_train_one_epoch, _reference_functions()[0])
+    honest = observed(training.check_train_one_epoch, _reference_functions()[0])
     for kind, run in forged["runs"].items():
         run["log"], run["moves"] = honest["runs"][kind]["log"], honest["runs"][kind]["moves"]
     with pytest.raises(CheckFailed, match="returned|parameters|raised"):
@@ -262,8 +256,8 @@ def test_train_judge_rejects_a_wrong_run_with_a_correct_runs_spies(name):
 def test_evaluate_judge_rejects_a_wrong_run_with_a_correct_runs_spies(name):
     """Pasting a correct evaluate's spy records (eval mode, no grad) over a wrong run's still fails."""
     evaluate = _function(source(EVALUATE, EVALUATE_MISTAKES[name][0]), "evaluate")[0]
-    forged = _observed(training.check_evaluate, evaluate)
-    honest = _observed(training.check_evaluate, _reference_functions()[1])
+    forged = observed(training.check_evaluate, evaluate)
+    honest = observed(training.check_evaluate, _reference_functions()[1])
     for kind, run in forged["runs"].items():
         run["log"], run["moves"] = honest["runs"][kind]["log"], honest["runs"][kind]["moves"]
     with pytest.raises(CheckFailed, match="returned|parameters|gradients|raised"):
@@ -272,7 +266,7 @@ def test_evaluate_judge_rejects_a_wrong_run_with_a_correct_runs_spies(name):
 
 def test_fit_judge_rejects_modes_pasted_over_a_loop_left_in_eval_mode():
     """A loop without model.train() whose recorded modes claim training still fails on the losses."""
-    forged = _observed(training.check_fit, _function(source(TRAIN, TRAIN_MISTAKES["no_train_mode"][0]),
+    forged = observed(training.check_fit, _function(source(TRAIN, TRAIN_MISTAKES["no_train_mode"][0]),
                                                      "train_one_epoch")[0], _reference_functions()[1])
     for record in forged["epochs"]:
         record["train_modes"] = [[True] * len(modes) for modes in record["train_modes"]]
@@ -282,46 +276,46 @@ def test_fit_judge_rejects_modes_pasted_over_a_loop_left_in_eval_mode():
 def test_judges_reject_plausible_forged_values():
     """Do the judges recompute the weights and the mean loss instead of believing the record?"""
     train, evaluate = _reference_functions()
-    obs = _observed(training.check_train_one_epoch, train)
+    obs = observed(training.check_train_one_epoch, train)
     run = obs["runs"]["mlp_dropout_sgd"]
     run["after"] = run["initial"]  # "trained", but the weights never moved
     _judge_fails(training.check_train_one_epoch, obs, "left the parameters different from one correct epoch")
 
-    obs = _observed(training.check_train_one_epoch, train)
+    obs = observed(training.check_train_one_epoch, train)
     obs["runs"]["deep_dropout_adam"]["result"] = {"value": 0.55}  # a plausible loss, but not this epoch's
     _judge_fails(training.check_train_one_epoch, obs, "returned the wrong loss")
 
-    obs = _observed(training.check_train_one_epoch, train)
+    obs = observed(training.check_train_one_epoch, train)
     state = observation.decode(obs["runs"]["linear_mse_adam"]["initial"])
     state["bias"] = state["bias"] + 1  # the record claims another starting point, to match another ending
     obs["runs"]["linear_mse_adam"]["initial"] = observation.encode(state)
     _judge_fails(training.check_train_one_epoch, obs, "did not get the grader's model")
 
-    obs = _observed(training.check_evaluate, evaluate)
+    obs = observed(training.check_evaluate, evaluate)
     run = obs["runs"]["deep_dropout_adam"]
     state = observation.decode(run["after"])
     state["5.bias"] = state["5.bias"] * 0.99
     run["after"] = observation.encode(state)
     _judge_fails(training.check_evaluate, obs, "changed the model's parameters")
 
-    obs = _observed(training.check_evaluate, evaluate)
+    obs = observed(training.check_evaluate, evaluate)
     obs["runs"]["mlp_dropout_sgd"]["result"] = {"value": 0.3}
     _judge_fails(training.check_evaluate, obs, "returned the wrong loss")
 
     namespace = _notebook()
-    obs = _observed(training.check_evaluate, evaluate, namespace["model"], namespace["val_loader"],
+    obs = observed(training.check_evaluate, evaluate, namespace["model"], namespace["val_loader"],
                     namespace["criterion"])
     state = observation.decode(obs["notebook"]["after"])
     state["0.bias"] = state["0.bias"] + 0.01
     obs["notebook"]["after"] = observation.encode(state)
     _judge_fails(training.check_evaluate, obs, "changed the notebook model's parameters")
 
-    obs = _observed(training.check_fit, train, evaluate)
+    obs = observed(training.check_fit, train, evaluate)
     obs["epochs"][2]["val"] = {"value": 0.2}
     _judge_fails(training.check_fit, obs, "the validation loss (evaluate) differs")
 
-    obs = _observed(training.check_fit, train, evaluate)
-    obs["after"] = _observed(training.check_train_one_epoch, train)["runs"]["deep_dropout_adam"]["after"]
+    obs = observed(training.check_fit, train, evaluate)
+    obs["after"] = observed(training.check_train_one_epoch, train)["runs"]["deep_dropout_adam"]["after"]
     _judge_fails(training.check_fit, obs, "the weights differ from a correct loop's")
 
 
@@ -339,7 +333,7 @@ def test_judges_reject_plausible_forged_values():
 def test_judges_reject_malformed_observations(check, damage):
     """Does a record that is incomplete or of the wrong shape fail the check with a message, not crash the judge?"""
     train, evaluate = _reference_functions()
-    obs = _observed(check, *((train, evaluate) if check is training.check_fit else
+    obs = observed(check, *((train, evaluate) if check is training.check_fit else
                              (train,) if check is training.check_train_one_epoch else (evaluate,)))
     damage(obs)
     _judge_fails(check, obs, "could not read")
@@ -372,12 +366,12 @@ def test_observer_holds_no_reference():
 def test_gpu_records_are_judged():
     """Without a GPU here, do the judges still read a GPU run's record: batches left on the CPU fail, a float passes?"""
     train, evaluate = _reference_functions()
-    obs = _observed(training.check_train_one_epoch, train)
+    obs = observed(training.check_train_one_epoch, train)
     obs["gpu"] = {"result": {"value": 0.61}, "devices": ["cuda:0"] * 4}
     training.judge_train_one_epoch(obs)
     obs["gpu"]["devices"][2] = "cpu"
     _judge_fails(training.check_train_one_epoch, obs, "did not move the batches to the GPU")
-    obs = _observed(training.check_evaluate, evaluate)
+    obs = observed(training.check_evaluate, evaluate)
     obs["gpu"] = {"result": observation.capture(lambda: torch.tensor(0.5))}
     _judge_fails(training.check_evaluate, obs, "returned a torch.Tensor")
 
@@ -455,7 +449,7 @@ def test_grad_mode_record_survives_patched_torch():
     code ran, and whether each output requires grad)."""
     body = FIXED_FIT_MISTAKES["validation_forges_grad_mode"][0]
     assert "torch.is_grad_enabled = lambda: False" in body
-    obs = _observed(training.check_fixed_fit, _loop(source(FIXED_FIT, body), "fixed_fit"))
+    obs = observed(training.check_fixed_fit, _loop(source(FIXED_FIT, body), "fixed_fit"))
     assert torch.is_grad_enabled is torch._C.is_grad_enabled, "the loop should have put torch's function back"
     assert all(entry["grad"] and entry["graph"] for entry in obs["log"] if entry["event"] == "forward")
     _judge_fails(training.check_fixed_fit, obs, "built a computation graph in the validation loop")
@@ -463,8 +457,8 @@ def test_grad_mode_record_survives_patched_torch():
 
 def test_new_judges_reject_forged_records():
     """Records pasted from a correct run over a wrong one, or values made up, still fail: the judge recomputes."""
-    right = _observed(training.check_fixed_fit, _loop(REFERENCE_FIXED_FIT, "fixed_fit"))
-    wrong = _observed(training.check_fixed_fit,
+    right = observed(training.check_fixed_fit, _loop(REFERENCE_FIXED_FIT, "fixed_fit"))
+    wrong = observed(training.check_fixed_fit,
                       _loop(source(FIXED_FIT, FIXED_FIT_MISTAKES["no_zero_grad"][0]), "fixed_fit"))
     wrong["result"] = right["result"]  # the right history, but the weights of a loop that never zeroes
     _judge_fails(training.check_fixed_fit, wrong, "the weights differ from a correct loop's")
@@ -472,7 +466,7 @@ def test_new_judges_reject_forged_records():
     _judge_fails(training.check_fixed_fit, right, "differs from a correct loop's")
 
     stopping = _loop(source(STOPPING, STOPPING_MISTAKES["state_dict_not_copied"][0]), "fit_with_early_stopping")
-    obs = _observed(training.check_fit_with_early_stopping, stopping)
+    obs = observed(training.check_fit_with_early_stopping, stopping)
     for run in obs["runs"].values():
         run["best_later"] = run["best"]  # claims the copy did not change
     _judge_fails(training.check_fit_with_early_stopping, obs, "returned the state of the wrong epoch")
@@ -486,11 +480,11 @@ def _first_forward(obs):
     lambda obs: obs.pop("log"),
     lambda obs: _first_forward(obs).update(X={"__tensor__": {}}),
     lambda obs: _first_forward(obs).update(graph="no"),
-    lambda obs: obs.update(moves=-1),
+    lambda obs: obs.update(moves="54"),
 ])
 def test_fixed_fit_judge_rejects_malformed_observations(damage):
     """Does an incomplete or ill-typed fixed_fit record fail the check with a message, not crash the judge?"""
-    obs = _observed(training.check_fixed_fit, _loop(REFERENCE_FIXED_FIT, "fixed_fit"))
+    obs = observed(training.check_fixed_fit, _loop(REFERENCE_FIXED_FIT, "fixed_fit"))
     damage(obs)
     _judge_fails(training.check_fixed_fit, obs, "could not read")
 

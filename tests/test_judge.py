@@ -81,6 +81,40 @@ def test_a_forged_or_malformed_observation_fails(observation):
     assert len(errors) == 1, f"a malformed observation was not failed: {errors}"
 
 
+def _right_observation() -> dict:
+    return _observation(right_grid)["data"][MIME]["observation"]
+
+
+def _missing_field(observation):
+    observation["calls"][1].pop("value")
+
+
+def _wrong_type(observation):
+    observation["calls"][0]["value"]["__tensor__"]["shape"] = "2x3"
+
+
+def _short_list(observation):
+    observation["calls"].pop()  # the 3 x 7 grid the kernel could not make, left out
+
+
+@pytest.mark.parametrize("damage, where", [
+    (_missing_field, "calls[1].value is missing"),
+    (_wrong_type, "calls[0].value.__tensor__.shape should be a list, not a string"),
+    (_short_list, "calls should hold 5 items, not 4"),
+], ids=lambda v: v.__name__ if callable(v) else "")
+def test_a_malformed_observation_scores_nothing_and_says_where(damage, where):
+    """Does a right answer's observation with a record missing, mistyped or left out earn no points, with a message
+    naming the check and the place, before the judge reads it?"""
+    observation = _right_observation()
+    damage(observation)
+    output = {"output_type": "display_data", "metadata": {},
+              "data": {MIME: {"check": "tensors.check_make_grid", "observation": observation}}}
+    errors = _errors(_judged([output]))
+    assert len(errors) == 1, errors
+    message = errors[0]["evalue"]
+    assert "check_make_grid could not read what your code produced" in message and where in message, message
+
+
 def test_an_observation_for_another_check_does_not_count():
     errors = _errors(_judged([_observation(right_grid, key="tensors.check_rows_where")]))
     assert len(errors) == 1 and "did not run" in errors[0]["evalue"], errors

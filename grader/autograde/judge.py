@@ -93,7 +93,8 @@ def verdict(cell: NotebookNode, calls: list[CheckCall]) -> str | None:
             judge(match.get("observation"), **call.kwargs)
         except CheckFailed as failure:
             return str(failure)
-        except Exception as error:  # noqa: BLE001 -- a malformed observation is a failed test, not a crash
+        except Exception as error:  # noqa: BLE001 -- a judge that trips on a well-shaped observation fails the test
+            # (report.judged already failed every observation without its observer's declared shape).
             return f"The hidden check {call.name} could not read what your code produced ({type(error).__name__})."
     return None
 

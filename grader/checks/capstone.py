@@ -24,7 +24,7 @@ from torch import nn
 
 from grader.checks import inference
 from grader.checks.report import expect, fail, judged, returned, type_name
-from grader.checks.training import _stops_after
+from grader.checks.training import _stops_after, stopping_mistake
 from grader.observation import decode
 from grader.observers import capstone as observers
 from grader.observers.capstone import (
@@ -67,7 +67,7 @@ class _Unreadable(ValueError):
 
 
 def _setting(step: dict, name: str, default, kind=float):
-    value = step.get("config", {}).get(name, default)
+    value = step["config"].get(name, default)
     if kind is float and type(value) in (int, float) and math.isfinite(value):
         return float(value)
     if kind is int and type(value) is int:
@@ -83,9 +83,7 @@ def _setting(step: dict, name: str, default, kind=float):
 
 def _tensors(step: dict, group: str, names: tuple[str, ...], required: tuple[str, ...] = ()) -> dict:
     """The step's recorded tensors of `names` (float64), None for the ones it does not have."""
-    recorded = step.get(group, {})
-    if not isinstance(recorded, dict):
-        raise _Unreadable(f"its {group}")
+    recorded = step[group]
     found = {}
     for name in names:
         value = decode(recorded[name]) if name in recorded else None
@@ -118,14 +116,14 @@ def _layer_norm(h, step):
 
 
 def _rms_norm(h, step):
-    eps = step.get("config", {}).get("eps")
+    eps = step["config"].get("eps")
     return F.rms_norm(h, _setting(step, "normalized_shape", None, tuple),
                       _tensors(step, "parameters", ("weight",))["weight"],
                       None if eps is None else _setting(step, "eps", None))
 
 
 def _dropout(h, step):
-    if step.get("functional") and step.get("config", {}).get("training", True) and step["config"].get("p", 0.5):
+    if step.get("functional") and step["config"].get("training", True) and step["config"].get("p", 0.5):
         raise _Unreadable("F.dropout(x, p) called with training=True: it drops values even in evaluation mode")
     return h
 
@@ -172,12 +170,48 @@ if hasattr(F, "rms_norm"):  # torch 2.4 and later
     REBUILDS["RMSNorm"] = _rms_norm
 
 
-def _replay(steps: list[dict], X: torch.Tensor) -> torch.Tensor:
-    """The rebuilt model's output on X: every recorded step applied in order, in float64."""
+def expect_rebuildable(steps: list[dict], rebuilds: dict, who: str, scored: str, hint: str) -> None:
+    """Every recorded step is of a kind `rebuilds` can rebuild (`scored`: what the rebuilt network is scored on)."""
+    unknown = sorted({step["type"] for step in steps if step["kind"] not in rebuilds})
+    expect(not unknown, f"the model {who} returns has layers {scored} cannot score.",
+           f"layers the grader can rebuild: {', '.join(sorted(rebuilds))}", unknown, hint)
+
+
+def replay(steps: list[dict], X: torch.Tensor, rebuilds: dict, who: str, hint: str) -> torch.Tensor:
+    """The rebuilt model's output on X: every recorded step applied in order, in float64; a step that cannot be
+    applied fails the check."""
     h = X.double()
-    for step in steps:
-        h = REBUILDS[step["kind"]](h, step)
+    try:
+        for step in steps:
+            h = rebuilds[step["kind"]](h, step)
+    except _Unreadable as problem:
+        fail(f"the grader could not rebuild the model {who} returns: {problem}.", hint=hint)
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
+        fail(f"the grader could not rebuild the model {who} returns from its layers applied one after the "
+             f"other ({type(error).__name__}: {str(error)[:120]}).", hint=hint)
     return h
+
+
+def sequence(observed: dict) -> str:
+    """The recorded steps of the forward pass, by kind, for a message."""
+    names = [step["kind"] or step["type"] for step in observed["layers"]]
+    return " -> ".join(map(str, names[:12])) + (" -> ..." if len(names) > 12 else "")
+
+
+def expect_explained(observed: dict, reported, logits: torch.Tensor, who: str, scored: str, hint: str,
+                     tolerance: float = 1e-4, shown=None) -> None:
+    """The logits the kernel reported are those of the network rebuilt from its recorded steps (`logits`): a model
+    whose steps do not explain its own logits does something the rebuilt network does not, so it is not scored.
+    `shown(tensor)` is how a message shows logits."""
+    shown = shown or _head
+    explained = (isinstance(reported, torch.Tensor) and reported.shape == logits.shape
+                 and torch.allclose(reported.double(), logits, rtol=tolerance, atol=tolerance, equal_nan=True))
+    others = observed["other_operations"]
+    if others:
+        hint = (f"its forward pass also does {', '.join(map(str, others[:6]))} outside any layer, which the grader "
+                f"cannot rebuild; {hint}")
+    expect(explained, f"the model {who} returns does not compute its logits from its layers applied one after the "
+           f"other ({sequence(observed)}), so {scored} cannot score it.", shown(logits), shown(reported), hint)
 
 
 def _forward(linears: list[tuple[torch.Tensor, torch.Tensor | None]], X: torch.Tensor) -> torch.Tensor:
@@ -206,7 +240,7 @@ def _judge_mlp(cases: list[dict]) -> None:
         sizes = observers.mlp_widths(args)
         what = f"MLP{args if len(args) != 1 else f'({args[0]})'}"
         returned(case["made"], what)
-        expect(case["module"] is True, f"{what} should be an nn.Module.", "nn.Module", case["type"],
+        expect(case["module"], f"{what} should be an nn.Module.", "nn.Module", case["type"],
                "subclass nn.Module and call super().__init__() first (lecture 03).")
         linears = [_linear_pair(decode(m["weight"]), decode(m["bias"])) for m in case["linears"]]
         found = [linears[0][0].shape[1]] + [w.shape[0] for w, _ in linears] if None not in linears and linears else []
@@ -310,13 +344,18 @@ def _unpack(observed: dict) -> tuple[torch.Tensor, torch.Tensor]:
     model, mean, std = result
     expect(observed.get("module") is True, "the model train_capstone returns should be an nn.Module.", "nn.Module",
            type_name(model))
+    _expect_statistics(mean, std, "train_capstone")
+    return mean.to(torch.float64), std.to(torch.float64)
+
+
+def _expect_statistics(mean, std, who: str) -> None:
+    """`who` returned a mean and a std with one value per feature column."""
     for name, value in (("mean", mean), ("std", std)):
         expect(isinstance(value, torch.Tensor) and tuple(value.shape) == (N_FEATURES,),
-               f"the {name} train_capstone returns should be a tensor of shape ({N_FEATURES},).",
+               f"the {name} {who} returns should be a tensor of shape ({N_FEATURES},).",
                f"tensor of shape ({N_FEATURES},)",
                tuple(value.shape) if isinstance(value, torch.Tensor) else type_name(value),
                "return one value per feature column, as a float32 tensor.")
-    return mean.to(torch.float64), std.to(torch.float64)
 
 
 def _matches(values: torch.Tensor, X: np.ndarray, ddofs=(1, 0), stat="mean") -> bool:
@@ -345,7 +384,7 @@ def _seen(observed: dict, kind: str = "seen") -> tuple[torch.Tensor, int]:
     float64, and how many there were in all."""
     seen, total = decode(observed[kind]), observed[f"{kind}_total"]
     # More rows than the observer ever sends would only make this process compute large distance matrices.
-    expect(isinstance(seen, torch.Tensor) and seen.dim() == 2 and seen.shape[1] == N_FEATURES and type(total) is int
+    expect(isinstance(seen, torch.Tensor) and seen.dim() == 2 and seen.shape[1] == N_FEATURES
            and seen.shape[0] <= observers.MAX_SEEN_ROWS,
            "The hidden check could not read the rows train_capstone trained on.",
            hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules.")
@@ -423,9 +462,8 @@ def _leak(observed: dict, mean, std) -> str | None:
 
 
 def _read_steps(observed: dict, who: str = "train_capstone") -> list[dict]:
-    steps = observed.get("layers")
-    expect(isinstance(steps, list) and len(steps) <= observers.MAX_STEPS
-           and all(isinstance(step, dict) and isinstance(step.get("type"), str) for step in steps),
+    steps = observed.get("layers")  # none: the returned statistics could not standardise the rows
+    expect(steps is not None and len(steps) <= observers.MAX_STEPS,
            f"The hidden check could not read the layers of the model {who} returns.",
            hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules; a model "
            f"of more than {observers.MAX_STEPS} steps is too large for this exercise.")
@@ -435,32 +473,15 @@ def _read_steps(observed: dict, who: str = "train_capstone") -> list[dict]:
 def _rebuilt_logits(observed: dict, X: torch.Tensor, who: str = "train_capstone") -> torch.Tensor:
     """The logits of the network the recorded steps describe, computed here: the kernel's are not trusted."""
     steps = _read_steps(observed, who)
-    unknown = sorted({step["type"] for step in steps if step.get("kind") not in REBUILDS})
-    expect(not unknown, f"the model {who} returns has layers the reserved rows cannot score.",
-           f"layers the grader can rebuild: {', '.join(sorted(REBUILDS))}", unknown, MLP_HINT)
-    try:
-        linears = [_linear_pair(decode(step["parameters"].get("weight")), decode(step["parameters"].get("bias")))
-                   if isinstance(step.get("parameters"), dict) else None
-                   for step in steps if step["kind"] == "Linear"]
-    except (ValueError, TypeError, KeyError, AttributeError) as error:
-        fail(f"The hidden check could not read the layers of the model {who} returns ({error}).")
+    expect_rebuildable(steps, REBUILDS, who, "the reserved rows", MLP_HINT)
+    linears = [_linear_pair(decode(step["parameters"].get("weight")), decode(step["parameters"].get("bias")))
+               for step in steps if step["kind"] == "Linear"]
     shapes = [tuple(pair[0].shape) if pair else None for pair in linears]
     chained = bool(linears) and None not in linears and shapes[0][1] == N_FEATURES and shapes[-1][0] == 1 and all(
         a[0] == b[1] for a, b in zip(shapes, shapes[1:]))
     expect(chained, f"the model {who} returns is not a chain of nn.Linear layers from {N_FEATURES} "
            "features to 1 logit.", f"weights of shape (h1, {N_FEATURES}), (h2, h1), ..., (1, hk)", shapes, MLP_HINT)
-    try:
-        return _replay(steps, X)
-    except _Unreadable as problem:
-        fail(f"the grader could not rebuild the model {who} returns: {problem}.", hint=MLP_HINT)
-    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, AttributeError) as error:
-        fail(f"the grader could not rebuild the model {who} returns from its layers applied one after the "
-             f"other ({type(error).__name__}: {str(error)[:120]}).", hint=MLP_HINT)
-
-
-def _sequence(observed: dict) -> str:
-    names = [step.get("kind") or step.get("type") for step in observed["layers"]]
-    return " -> ".join(map(str, names[:12])) + (" -> ..." if len(names) > 12 else "")
+    return replay(steps, X, REBUILDS, who, MLP_HINT)
 
 
 def judge_reserved_accuracy(observed: dict, minimum: float, **kwargs) -> None:
@@ -472,16 +493,7 @@ def judge_reserved_accuracy(observed: dict, minimum: float, **kwargs) -> None:
     reported = returned(observed["logits"], "the model train_capstone returns, on the standardised reserved rows,")
     X = observers.reserved_inputs(mean, std)
     logits = _rebuilt_logits(observed, X)
-    explained = (isinstance(reported, torch.Tensor) and reported.shape == logits.shape
-                 and torch.allclose(reported.double(), logits, rtol=1e-4, atol=1e-4, equal_nan=True))
-    others = observed.get("other_operations")
-    hint = MLP_HINT
-    if isinstance(others, list) and others:
-        hint = (f"its forward pass also does {', '.join(map(str, others[:6]))} outside any layer, which the grader "
-                f"cannot rebuild; {MLP_HINT}")
-    expect(explained, "the model train_capstone returns does not compute its logits from its layers applied one after "
-           f"the other ({_sequence(observed)}), so the reserved rows cannot score it.",
-           _head(logits), _head(reported), hint)
+    expect_explained(observed, reported, logits, "train_capstone", "the reserved rows", MLP_HINT)
     expect(logits.dim() == 2 and logits.shape[1] == 1,
            "the model train_capstone returns should give one logit per row.", (len(X), 1), tuple(logits.shape),
            MLP_HINT)
@@ -490,7 +502,7 @@ def judge_reserved_accuracy(observed: dict, minimum: float, **kwargs) -> None:
     hint = ("check your validation accuracy first; standardise with the training mean and std, train for more epochs "
             "or with a larger learning rate (Adam with lr=1e-2 for 20 epochs is plenty), and keep the output a raw "
             "logit trained with BCEWithLogitsLoss.")
-    if observed["layers"] and observed["layers"][-1].get("kind") == "Sigmoid":
+    if observed["layers"] and observed["layers"][-1]["kind"] == "Sigmoid":
         hint = ("the model ends with a sigmoid, so it outputs probabilities, and predict applies a second sigmoid: "
                 "every probability becomes >= 0.5. Remove the final sigmoid, keep the raw logit and train it with "
                 "BCEWithLogitsLoss.")
@@ -574,7 +586,7 @@ def judge_checkpoint(observed: dict, **kwargs) -> None:
     found = returned(observed["loaded_logits"], "the model load_checkpoint returns, on the saved model's rows,")
     same = (isinstance(saved, torch.Tensor) and isinstance(found, torch.Tensor) and saved.shape == found.shape
             and torch.allclose(found.double(), saved.double(), atol=1e-6)
-            and _same_state(observed["saved_state"], observed.get("loaded_state")))
+            and _same_state(observed["saved_state"], observed["loaded_state"]))
     expect(same, "the loaded model gives different logits from the saved one.", _head(saved), _head(found),
            "load the saved weights into the fresh model with model.load_state_dict(...) and return it.")
     for name, value, expected in (("mean", loaded_mean, mean), ("std", loaded_std, std)):
@@ -609,17 +621,9 @@ def _fit_parts(observed: dict) -> tuple[list[tuple[float, float]], torch.Tensor,
         value = returned(observed["result"], FIT_CALL)
         fail("fit_capstone should return (model, mean, std, history).", "a tuple of 4", repr(value)[:80],
              "return the model holding the best epoch's weights, X_train's mean and std, and the history.")
-    parts = observed["parts"]
-    expect(isinstance(parts, list) and len(parts) == 3, "The hidden check could not read what fit_capstone returned.",
-           hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules.")
-    history, mean, std = (returned(part, FIT_CALL) for part in parts)
+    history, mean, std = (returned(part, FIT_CALL) for part in observed["parts"])
     expect(observed.get("module") is True, "the model fit_capstone returns should be an nn.Module.", "nn.Module")
-    for name, value in (("mean", mean), ("std", std)):
-        expect(isinstance(value, torch.Tensor) and tuple(value.shape) == (N_FEATURES,),
-               f"the {name} fit_capstone returns should be a tensor of shape ({N_FEATURES},).",
-               f"tensor of shape ({N_FEATURES},)",
-               tuple(value.shape) if isinstance(value, torch.Tensor) else type_name(value),
-               "return one value per feature column, as a float32 tensor.")
+    _expect_statistics(mean, std, "fit_capstone")
     expect(isinstance(history, list | tuple) and history and all(
         isinstance(pair, list | tuple) and len(pair) == 2
         and all(isinstance(v, float | int) and not isinstance(v, bool) and math.isfinite(v) for v in pair)
@@ -633,16 +637,12 @@ def _fit_parts(observed: dict) -> tuple[list[tuple[float, float]], torch.Tensor,
 def _validation_passes(observed: dict, mean, std) -> list[tuple[torch.Tensor, list[float]]]:
     """Every complete pass over the validation rows the model made with gradients off, in order: its logits in the
     order of X_val, and the losses it may have reported (the mean per sample, the mean of its batches' means)."""
-    calls = observed.get("evaluations")
-    expect(isinstance(calls, list) and type(observed.get("evaluations_dropped")) is int,
-           "The hidden check could not read the evaluations fit_capstone made.",
-           hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules.")
     parts = splits()
     X_val = observers.validation_inputs(mean, std).double()
     y_val = torch.tensor(parts["y_val"], dtype=torch.float64)
     passes, batches, covered = [], [], set()
-    for call in calls:
-        X, out = decode(call.get("X")) if isinstance(call, dict) else None, decode(call.get("out"))
+    for call in observed["evaluations"]:
+        X, out = decode(call["X"]), decode(call["out"])
         if not (isinstance(X, torch.Tensor) and isinstance(out, torch.Tensor) and X.dim() == 2
                 and X.shape[1] == N_FEATURES and out.numel() == X.shape[0] and X.shape[0] <= len(X_val)):
             continue
@@ -669,14 +669,9 @@ def _validation_passes(observed: dict, mean, std) -> list[tuple[torch.Tensor, li
 
 def _rule_hint(val_losses: list[float], ran: int, patience: int) -> str:
     """Why an early-stopping loop ran `ran` epochs on its own validation curve, where a known mistake explains it."""
-    for variant, why in (({"strict": False}, "a validation loss equal to the best is not an improvement: compare "
-                          "with <, not <="),
-                         ({"reset": False}, "reset the count of epochs without improvement to 0 at every new best: "
-                          "patience counts consecutive epochs"),
-                         ({"extra": 1}, f"stop as soon as {patience} epochs in a row did not improve, not one later"),
-                         ({"extra": -1}, f"wait for {patience} epochs in a row without improvement, not one fewer")):
-        if ran == _stops_after(val_losses, patience, **variant) != _stops_after(val_losses, patience):
-            return f"{why} {_STOPPING_SECTION}."
+    mistake = stopping_mistake(val_losses, ran, patience)
+    if mistake:
+        return f"{mistake} {_STOPPING_SECTION}."
     if ran == observers.GRADED_MAX_EPOCHS:
         return ("the loop ran every epoch: after each epoch compare the validation loss with the best so far and "
                 f"stop after `patience` epochs in a row without a strictly lower one {_STOPPING_SECTION}.")
@@ -732,7 +727,7 @@ def judge_early_stopping(observed: dict, **kwargs) -> None:
     expect(isinstance(reported, torch.Tensor) and reported.numel() == logits.numel()
            and torch.allclose(reported.double().reshape(-1), logits, rtol=1e-4, atol=1e-4, equal_nan=True),
            "the model fit_capstone returns does not compute its logits from its layers applied one after the other "
-           f"({_sequence(observed)}).", _head(logits), _head(reported), MLP_HINT)
+           f"({sequence(observed)}).", _head(logits), _head(reported), MLP_HINT)
     expect(torch.allclose(logits, passes[matched[best]][0], rtol=1e-4, atol=1e-4),
            f"{FIT_CALL} returned a model that does not hold the weights of its best epoch.",
            f"the model as it was after epoch {best + 1} (the lowest validation loss, {val_losses[best]:.5f})",
@@ -740,7 +735,7 @@ def judge_early_stopping(observed: dict, **kwargs) -> None:
            "keep copy.deepcopy(model.state_dict()) whenever the validation loss is strictly lower than the best so "
            f"far, and call model.load_state_dict(best_state) before returning {_STOPPING_SECTION}.")
     seconds = observed["seconds"]
-    expect(type(seconds) in (int, float) and seconds < TRAINING_BUDGET_S, f"{FIT_CALL} took too long.",
+    expect(seconds < TRAINING_BUDGET_S, f"{FIT_CALL} took too long.",
            f"under {TRAINING_BUDGET_S} s", seconds, "train with larger batches or a larger learning rate.")
 
 

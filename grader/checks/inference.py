@@ -48,19 +48,6 @@ def reference_labels(model: nn.Module, X: torch.Tensor, threshold: float) -> tor
         return (torch.sigmoid(model(X)).squeeze(1) >= threshold).long()
 
 
-def _entries(observed, key: str, count: int, what: str) -> list[dict]:
-    """The observation's `count` records under `key`; anything else is an observation that was tampered with."""
-    entries = observed.get(key) if isinstance(observed, dict) else None
-    expect(
-        isinstance(entries, list) and len(entries) == count and all(isinstance(e, dict) for e in entries),
-        f"The hidden check did not see a result for every call of {what}.",
-        f"{count} results",
-        len(entries) if isinstance(entries, list) else "none",
-        "run the notebook top to bottom in a fresh kernel and do not change the grader's modules.",
-    )
-    return entries
-
-
 def _labels(entry: dict, n: int, what: str) -> torch.Tensor:
     """The labels one captured predict call returned, after checking their type, shape and dtype."""
     y_hat = returned(entry, what)
@@ -173,21 +160,16 @@ def _expect_labels(entry, model, X, threshold, what, exact: bool) -> None:
 def judge_predict_labels(observed: dict, **kwargs) -> None:
     """predict(model, X, threshold=0.5): int64 (N,) labels, 1 where sigmoid(logits) >= threshold."""
     cases = label_cases()
-    entries = _entries(observed, "calls", len(cases), "predict(model, X)")
-    for entry, case in zip(entries, cases, strict=True):
+    for entry, case in zip(observed["calls"], cases, strict=True):
         _expect_labels(entry, case.model, case.X, case.threshold, case.what, case.exact)
 
 
 check_predict_labels = judged(observe_predict_labels, judge_predict_labels)
 
 
-def _all_false(flags) -> bool:
-    return isinstance(flags, list) and len(flags) > 0 and all(flag is False for flag in flags)
-
-
-def _forwards(entry: dict) -> list[dict]:
-    forwards = entry.get("forwards")
-    return forwards if isinstance(forwards, list) and all(isinstance(f, dict) for f in forwards) else []
+def _all_false(flags: list[bool]) -> bool:
+    """Every module's training flag is off (a forward pass that recorded no module proves nothing)."""
+    return bool(flags) and not any(flags)
 
 
 def judge_predict_mode(observed: dict, **kwargs) -> None:
@@ -195,32 +177,32 @@ def judge_predict_mode(observed: dict, **kwargs) -> None:
     inner = seeded(5, lambda: nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 1)))
     X = torch.randn(64, 2, generator=torch.Generator().manual_seed(4)) * 2
     what = "predict(model, X) for a model with dropout that starts in training mode"
-    first_call, second_call = _entries(observed, "calls", 2, what)
-    first = _labels(first_call.get("result"), len(X), what)
-    forwards = _forwards(first_call)
+    first_call, second_call = observed["calls"]
+    first = _labels(first_call["result"], len(X), what)
+    forwards = list(first_call["forwards"])
     expect(len(forwards) > 0, f"{what} never called the model.", "at least one call of model(X)", "none",
            "compute the logits with model(X) on the model you are given, not a global model.")
-    forwards += _forwards(second_call)
+    forwards += second_call["forwards"]
     expect(
-        all(_all_false(f.get("training")) for f in forwards),
+        all(_all_false(f["training"]) for f in forwards),
         f"{what} ran the model in training mode, so dropout changed the logits.",
         "model.training == False during the forward pass",
         "model.training == True",
         f"call model.eval() before computing the logits ({LECTURE}, 'Switching off the training machinery').",
     )
     expect(
-        all(f.get("grad") is False and f.get("graph") is False for f in forwards),
+        all(not f["grad"] and f.get("graph") is False for f in forwards),  # no "graph": the forward pass raised
         f"{what} built a computation graph (gradients were enabled during the forward pass).",
         "torch.is_grad_enabled() == False inside predict",
         "True",
         f"wrap the forward pass in `with torch.no_grad():` or `with torch.inference_mode():` "
         f"({LECTURE}, 'Switching off the training machinery').",
     )
-    second = _labels(second_call.get("result"), len(X), what + " (second call)")
+    second = _labels(second_call["result"], len(X), what + " (second call)")
     expect(torch.equal(first, second), f"{what} gave different labels on two calls with the same X.",
            first.tolist(), second.tolist(), "call model.eval() so dropout is switched off.")
     _expect_eval_labels(first, inner, X, what)
-    if observed.get("cuda") is True:
+    if observed["cuda"]:
         _judge_on_gpu(observed)
 
 
@@ -239,15 +221,15 @@ def _judge_on_gpu(observed: dict) -> None:
     model = seeded(6, lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 1)))
     X = torch.randn(10, 3, generator=torch.Generator().manual_seed(6))
     what = 'predict(model, X, device="cuda") for a model and X on the CPU'
-    (entry,) = _entries(observed, "device_calls", 1, what)
-    y_hat = returned(entry.get("result"), what)
-    devices = [f.get("device") for f in _forwards(entry)]
+    (entry,) = observed["device_calls"]
+    y_hat = returned(entry["result"], what)
+    devices = [f["device"] for f in entry["forwards"]]
     expect(devices and all(d == "cuda" for d in devices), f"{what} did not run on the GPU.", "cuda", devices,
            "move the model and X with .to(device).")
     expect(isinstance(y_hat, torch.Tensor) and y_hat.observed["device"] == "cpu",
            f"{what} returned labels that are not on the CPU.", "cpu",
            y_hat.observed["device"] if isinstance(y_hat, torch.Tensor) else type_name(y_hat), "finish with .cpu().")
-    _expect_eval_labels(_labels(entry.get("result"), len(X), what), model, X, what)
+    _expect_eval_labels(_labels(entry["result"], len(X), what), model, X, what)
 
 
 check_predict_mode = judged(observe_predict_mode, judge_predict_mode)
@@ -276,8 +258,7 @@ def _expect_pair(result, what):
 def judge_precision_recall(observed: dict, **kwargs) -> None:
     """precision_recall(y_hat, y) -> (precision, recall) as floats; 0.0 when a denominator is 0."""
     cases = precision_recall_cases()
-    entries = _entries(observed, "calls", len(cases), "precision_recall(y_hat, y)")
-    for entry, (name, y_hat, y) in zip(entries, cases, strict=True):
+    for entry, (name, y_hat, y) in zip(observed["calls"], cases, strict=True):
         what = f"precision_recall(y_hat, y) for {name}"
         result = returned(entry, what)
         _expect_pair(result, what)
@@ -342,13 +323,12 @@ def judge_choose_threshold(observed: dict, **kwargs) -> None:
     """choose_threshold(probs, y, cost_fn, cost_fp): a float t in [0, 1] whose labels probs >= t reach the lowest
     cost_fn * FN + cost_fp * FP."""
     cases = threshold_cases()
-    entries = _entries(observed, "calls", len(cases), "choose_threshold(probs, y)")
-    for entry, case in zip(entries, cases, strict=True):
+    for entry, case in zip(observed["calls"], cases, strict=True):
         costs = {"cost_fn": 10.0, "cost_fp": 1.0, **case.costs}
         args = ", ".join(f"{k}={v}" for k, v in case.costs.items())
         what = f"choose_threshold(probs, y{', ' + args if args else ''}) for {case.what}"
         t = returned(entry, what)
-        expect(entry.get("unchanged") is True, f"{what} changed probs or y.", hint="only read its inputs.")
+        expect(entry["unchanged"], f"{what} changed probs or y.", hint="only read its inputs.")
         if isinstance(t, torch.Tensor):
             fail(f"{what} returned a tensor, not a Python float.", "float", repr(t)[:60],
                  "turn the chosen threshold into a number with float(...) or .item().")

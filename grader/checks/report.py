@@ -94,22 +94,48 @@ def judged(observe: Callable, judge: Callable) -> Callable:
     In an ordinary kernel (the instructor's, CI's, a student's) `check_x(...)` runs both, the
     observation round-tripped through JSON exactly as in grading. In a grading kernel only the
     observer exists (grader.autograde.observing) and the judge runs later in the trusted process.
-    Keyword arguments written in the test cell (`minimum=0.95`) reach both halves.
+    Keyword arguments written in the test cell (`minimum=0.95`) reach both halves. Either way the judge only ever
+    sees data read against the shape the observer declares (`grader.observation.observes`): a malformed observation
+    fails the check here, naming the place, and `check.judge` is that reading judge.
     """
+
+    name = judge.__name__.replace("judge_", "check_", 1)
+    shape = getattr(observe, "shape", None)
+    if shape is None:
+        raise TypeError(f"{observe.__name__} declares no shape: decorate it with grader.observation.observes")
+
+    @functools.wraps(judge)
+    def judge_observation(data: Any, **kwargs: Any) -> None:
+        """The judge, given only data that has the observer's declared shape (the one place it is read)."""
+        try:
+            observed = observation.read(shape, data)
+        except observation.MalformedObservation as problem:
+            text = _unreadable(name, problem)
+        else:
+            judge(observed, **kwargs)
+            return
+        raise CheckFailed(text)
 
     @functools.wraps(judge)
     def check(*args: Any, **kwargs: Any) -> None:
         data = json.loads(observation.as_json(observe(*args, **kwargs)))
         try:
-            judge(data, **kwargs)
+            judge_observation(data, **kwargs)
             return
         except CheckFailed as failure:
             text = str(failure)
         raise CheckFailed(text)  # outside the except block: the traceback ends here
 
-    check.__name__ = check.__qualname__ = judge.__name__.replace("judge_", "check_", 1)
-    check.observe, check.judge = observe, judge
+    check.__name__ = check.__qualname__ = name
+    check.observe, check.judge = observe, judge_observation
     return check
+
+
+def _unreadable(check_name: str, problem: Exception) -> str:
+    """The message of a check whose observation could not be read (only a changed kernel or grader makes one)."""
+    return message(f"The hidden check {check_name} could not read what your code produced ({problem}), so this test "
+                   "earns no points.",
+                   hint="run the notebook top to bottom in a fresh kernel and do not change the grader's modules.")
 
 
 def type_name(value: Any) -> str:

@@ -20,7 +20,6 @@ student's, and name the bug a wrong epoch points to. Early stopping also runs on
 validation curve is scripted exactly (`SCRIPTS`), ties included, so each wrong stopping rule stops at its own epoch.
 """
 
-import binascii
 import contextlib
 import math
 
@@ -60,18 +59,13 @@ _MODES_SECTION = f"({LECTURE}, '5. Why dropout and batch norm behave differently
 
 @contextlib.contextmanager
 def _reading(what):
-    """A malformed observation (only a tampered kernel makes one) fails the check instead of crashing the judge."""
+    """A record that has its declared shape but does not fit the grader's model (other state_dict keys or tensor
+    shapes, a cut log; only a tampered kernel makes one) fails the check instead of crashing the judge."""
     try:
         yield
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError, binascii.Error) as error:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         fail(f"The grader could not read what {what} did: its record is incomplete or malformed "
              f"({type(error).__name__}: {error}).")
-
-
-def _returned(captured, what):
-    """`report.returned`, with a malformed capture failing as unreadable."""
-    with _reading(what):
-        return returned(captured, what)
 
 
 def _tensor(value, shape):
@@ -95,40 +89,12 @@ def _read_grads(data, shapes) -> list:
     return [None if g is None else _tensor(observation.decode(g), shape) for g, shape in zip(data, shapes, strict=True)]
 
 
-def _flag(value) -> bool:
-    if type(value) is not bool:
-        raise TypeError("a flag that is not a bool")
-    return value
-
-
 def _read_log(log, shapes) -> dict:
     """Forward passes (modes, grad mode, device), zero_grad calls, the gradients at each step, criterion calls."""
-    if not isinstance(log, list):
-        raise TypeError("a log that is not a list")
-    forwards, steps, zero_grads, losses = [], [], 0, 0
-    for entry in log:
-        event = entry["event"]
-        if event == "forward":
-            training = entry["training"]
-            if not isinstance(training, list):
-                raise TypeError("modes that are not a list")
-            forwards.append({"training": [_flag(t) for t in training], "grad": _flag(entry["grad"]),
-                             "device": str(entry["device"])})
-        elif event == "step":
-            steps.append(_read_grads(entry["grads"], shapes))
-        elif event == "zero_grad":
-            zero_grads += 1
-        elif event == "loss":
-            losses += 1
-        else:
-            raise ValueError(f"an unknown event {event!r}")
-    return {"forwards": forwards, "steps": steps, "zero_grads": zero_grads, "losses": losses}
-
-
-def _count(value) -> int:
-    if type(value) is not int or value < 0:
-        raise TypeError("a count that is not a non-negative int")
-    return value
+    events = [entry["event"] for entry in log]
+    return {"forwards": [entry for entry in log if entry["event"] == "forward"],
+            "steps": [_read_grads(entry["grads"], shapes) for entry in log if entry["event"] == "step"],
+            "zero_grads": events.count("zero_grad"), "losses": events.count("loss")}
 
 
 # Reference loops -------------------------------------------------------------------------------
@@ -282,10 +248,9 @@ def _judge_train_run(raw, kind, start_eval):
         recorded_initial = _read_state(raw["initial"], initial)
         after = _read_state(raw["after"], initial)
         log = _read_log(raw["log"], shapes)
-        moved = _count(raw["moves"])
-        captured = raw["result"]
+    moved, captured = raw["moves"], raw["result"]
     _expect_started_from(recorded_initial, initial, what)
-    result = _returned(captured, what)
+    result = returned(captured, what)
     n_batches = len(loader)
     forwards, steps, zero_grads = log["forwards"], log["steps"], log["zero_grads"]
     expect(forwards, f"{what} never called the model.", f"{n_batches} forward passes", 0,
@@ -341,10 +306,8 @@ def _judge_train_run(raw, kind, start_eval):
 
 
 def _judge_on_gpu(raw, what, forward_devices: bool):
-    with _reading(what):
-        captured = raw["result"]
-        devices = [str(device) for device in raw["devices"]] if forward_devices else []
-    _expect_float(_returned(captured, what), what)
+    devices = raw["devices"] if forward_devices else []
+    _expect_float(returned(raw["result"], what), what)
     expect(all(device.startswith("cuda") for device in devices), f"{what} did not move the batches to the GPU.",
            "cuda", "cpu", "X, y = X.to(device), y.to(device)")
 
@@ -353,13 +316,11 @@ def _judge_on_gpu(raw, what, forward_devices: bool):
 def judge_train_one_epoch(obs: dict, **kwargs) -> None:
     """train_one_epoch: train mode, one zero_grad/forward/backward/step per batch, mean batch loss as a float
     (the mean per sample is accepted too)."""
-    with _reading("train_one_epoch"):
-        runs, gpu = obs["runs"], obs["gpu"]
-        raws = [runs[kind] for kind, _ in TRAIN_RUNS]
-    for raw, (kind, start_eval) in zip(raws, TRAIN_RUNS, strict=True):
-        _judge_train_run(raw, kind, start_eval)
-    if gpu is not None:
-        _judge_on_gpu(gpu, 'train_one_epoch(..., device="cuda") for a model on the GPU and batches on the CPU', True)
+    for kind, start_eval in TRAIN_RUNS:
+        _judge_train_run(obs["runs"][kind], kind, start_eval)
+    if obs["gpu"] is not None:
+        _judge_on_gpu(obs["gpu"], 'train_one_epoch(..., device="cuda") for a model on the GPU and batches on the CPU',
+                      True)
 
 
 check_train_one_epoch = judged(observe_train_one_epoch, judge_train_one_epoch)
@@ -380,10 +341,9 @@ def _judge_evaluate_run(raw, kind):
         after = _read_state(raw["after"], before)
         grads_after = _read_grads(raw["grads"], shapes)
         forwards = _read_log(raw["log"], shapes)["forwards"]
-        moved = _count(raw["moves"])
-        captured = raw["result"]
+    moved, captured = raw["moves"], raw["result"]
     _expect_started_from(recorded_before, before, what)
-    result = _returned(captured, what)
+    result = returned(captured, what)
     n_batches = len(loader)
     expect(forwards, f"{what} never called the model.", f"{n_batches} forward passes", 0,
            "compute model(X) with the model you are given.")
@@ -419,8 +379,8 @@ def _judge_notebook(raw):
     """The notebook's own model: the judge cannot rebuild it, so only its recorded state around the call is compared."""
     what = "evaluate(model, val_loader, criterion) on the notebook's model"
     with _reading(what):
-        captured, before, after = raw["result"], _read_any_state(raw["before"]), _read_any_state(raw["after"])
-    _returned(captured, what)
+        before, after = _read_any_state(raw["before"]), _read_any_state(raw["after"])
+    returned(raw["result"], what)
     expect(sorted(before) == sorted(after) and all(torch.equal(before[k], after[k]) for k in before),
            "evaluate(model, val_loader, criterion) changed the notebook model's parameters.",
            hint="evaluate must not call optimizer.step() (not even a global optimizer's) or change weights.")
@@ -432,15 +392,12 @@ def judge_evaluate(obs: dict, **kwargs) -> None:
 
     With the notebook's own model, loader and criterion, also checks that its weights are left unchanged.
     """
-    with _reading("evaluate"):
-        runs, notebook, gpu = obs["runs"], obs["notebook"], obs["gpu"]
-        raws = [runs[kind] for kind in EVALUATE_RUNS]
-    for raw, kind in zip(raws, EVALUATE_RUNS, strict=True):
-        _judge_evaluate_run(raw, kind)
-    if notebook is not None:
-        _judge_notebook(notebook)
-    if gpu is not None:
-        _judge_on_gpu(gpu, 'evaluate(..., device="cuda") for a model on the GPU and batches on the CPU', False)
+    for kind in EVALUATE_RUNS:
+        _judge_evaluate_run(obs["runs"][kind], kind)
+    if obs["notebook"] is not None:
+        _judge_notebook(obs["notebook"])
+    if obs["gpu"] is not None:
+        _judge_on_gpu(obs["gpu"], 'evaluate(..., device="cuda") for a model on the GPU and batches on the CPU', False)
 
 
 check_evaluate = judged(observe_evaluate, judge_evaluate)
@@ -449,30 +406,21 @@ check_evaluate = judged(observe_evaluate, judge_evaluate)
 # a few epochs ----------------------------------------------------------------------------------
 
 
-def _read_modes(modes):
-    if not isinstance(modes, list):
-        raise TypeError("modes that are not a list")
-    return [[_flag(m) for m in forward] for forward in modes]
-
-
 @one_thread
 def judge_fit(obs: dict, **kwargs) -> None:
     """Alternating train_one_epoch and evaluate for several epochs matches the reference history exactly."""
     model, loader, criterion, make_optimizer = config(FIT_KIND)
     val = fit_validation(loader)
     optimizer = make_optimizer(model.parameters())
-    with _reading("train_one_epoch and evaluate alternated"):
-        epochs = obs["epochs"]
-        if not isinstance(epochs, list) or not epochs:
-            raise ValueError("no epochs")
+    epochs = obs["epochs"]  # cut short only after a call that raised, which the judge stops at
     for epoch in range(1, FIT_EPOCHS + 1):
         what = f"epoch {epoch} of {FIT_EPOCHS} (train_one_epoch, then evaluate) on a model with dropout"
         with _reading(what):
             record = epochs[epoch - 1]
             captured_train, captured_val = record["train"], record["val"]
-            train_modes, val_modes = _read_modes(record["train_modes"]), _read_modes(record["val_modes"])
-        train_loss = _returned(captured_train, what)
-        val_loss = _returned(captured_val, what)
+            train_modes, val_modes = record["train_modes"], record["val_modes"]
+        train_loss = returned(captured_train, what)
+        val_loss = returned(captured_val, what)
         _expect_float(train_loss, what)
         _expect_float(val_loss, what)
         expect(all(all(modes) for modes in train_modes), f"{what}: train_one_epoch ran the model in eval mode.",
@@ -541,7 +489,7 @@ def _reference_history(model, loader, val, criterion, optimizer, max_epochs, pat
 
 def _read_history(captured, what, epochs=None) -> list:
     """The returned history: a list of (train_loss, val_loss) Python floats, `epochs` long when given."""
-    history = _returned(captured, what)
+    history = returned(captured, what)
     expect(isinstance(history, list | tuple) and all(isinstance(h, list | tuple) and len(h) == 2 for h in history),
            f"{what} should return a list with one (train_loss, val_loss) pair per epoch.",
            "[(train_loss, val_loss), ...]", repr(history)[:120],
@@ -574,7 +522,7 @@ def _read_spied(raw, model, what) -> dict:
         for forward, entry in zip(log["forwards"], inputs, strict=True):
             X = observation.decode(entry["X"])
             forward["X"] = X.float() if isinstance(X, torch.Tensor) else None
-            forward["graph"] = _flag(entry["graph"])
+            forward["graph"] = entry["graph"]
     return log
 
 
@@ -632,9 +580,7 @@ def judge_fixed_fit(obs: dict, **kwargs) -> None:
     expect(_same_state(after, _state(model)), f"after {what} the weights differ from a correct loop's.",
            hint="one zero_grad / forward / loss / backward / step per training batch; validation changes nothing.")
     n_batches = FIXED_FIT_EPOCHS * (len(loader) + len(val))
-    with _reading(what):
-        moved = _count(obs["moves"])
-    _expect_moved(moved, n_batches, what, "cpu")
+    _expect_moved(obs["moves"], n_batches, what, "cpu")
 
 
 check_fixed_fit = judged(observe_fixed_fit, judge_fixed_fit)
@@ -653,23 +599,28 @@ def _stops_after(val_losses, patience, strict=True, reset=True, extra=0) -> int:
     return len(val_losses)
 
 
-def _length_hint(name, ran, patience) -> str:
-    """Why an early-stopping loop ran `ran` epochs on a scripted curve, where the variants can be told apart."""
-    hint = (f"after each epoch: if the validation loss is strictly lower than the best so far, remember it and reset "
-            f"the count; otherwise count one more epoch and stop when the count reaches patience={patience} "
-            f"{_STOPPING_SECTION}.")
-    if name not in SCRIPTS:
-        return hint
-    curve = [t * t for t in SCRIPTS[name]]
+def stopping_mistake(val_losses: list[float], ran: int, patience: int) -> str | None:
+    """The known early-stopping mistake that runs exactly `ran` epochs on this validation curve (where a correct rule
+    runs another number), or None."""
     for variant, why in (({"strict": False}, "a validation loss equal to the best is not an improvement: compare "
                           "with <, not <="),
                          ({"reset": False}, "reset the count of epochs without improvement to 0 at every new best: "
                           "patience counts consecutive epochs"),
                          ({"extra": 1}, f"stop as soon as {patience} epochs in a row did not improve, not one later"),
                          ({"extra": -1}, f"wait for {patience} epochs in a row without improvement, not one fewer")):
-        if ran == _stops_after(curve, patience, **variant) != _stops_after(curve, patience):
-            return f"{why} {_STOPPING_SECTION}."
-    return hint
+        if ran == _stops_after(val_losses, patience, **variant) != _stops_after(val_losses, patience):
+            return why
+    return None
+
+
+def _length_hint(name, ran, patience) -> str:
+    """Why an early-stopping loop ran `ran` epochs on a scripted curve, where the variants can be told apart."""
+    mistake = stopping_mistake([t * t for t in SCRIPTS[name]], ran, patience) if name in SCRIPTS else None
+    if mistake:
+        return f"{mistake} {_STOPPING_SECTION}."
+    return (f"after each epoch: if the validation loss is strictly lower than the best so far, remember it and reset "
+            f"the count; otherwise count one more epoch and stop when the count reaches patience={patience} "
+            f"{_STOPPING_SECTION}.")
 
 
 def _state_values(data, like, what, name) -> dict:
@@ -689,10 +640,10 @@ def _judge_stopping_run(raw, name, max_epochs, patience) -> None:
     with _reading(what):
         keys = {f"model.{k}": v for k, v in _state(model).items()}  # the student got the model behind a spy
         if "raised" in raw:
-            _returned({"raised": raw["raised"]}, what)
+            returned({"raised": raw["raised"]}, what)
         if "result" in raw:
             fail(f"{what} should return a pair (best_state, history).", "(best_state, history)",
-                 repr(_returned(raw["result"], what))[:100], "return best_state, history")
+                 repr(returned(raw["result"], what))[:100], "return best_state, history")
         captured_history, best_data, later_data = raw["history"], raw["best"], raw["best_later"]
         model_after = {f"model.{k}": v for k, v in _read_state(raw["model_after"], _state(model)).items()}
     history = _read_history(captured_history, what)
@@ -723,10 +674,8 @@ def _judge_stopping_run(raw, name, max_epochs, patience) -> None:
 def judge_fit_with_early_stopping(obs: dict, **kwargs) -> None:
     """fit_with_early_stopping: a correct history, stopping after `patience` epochs without a strictly lower
     validation loss; best_state an independent copy of the best epoch's weights, which the model holds at return."""
-    with _reading("fit_with_early_stopping"):
-        raws = [obs["runs"][name] for name, _, _ in STOPPING_RUNS]
-    for raw, run in zip(raws, STOPPING_RUNS, strict=True):
-        _judge_stopping_run(raw, *run)
+    for run in STOPPING_RUNS:
+        _judge_stopping_run(obs["runs"][run[0]], *run)
 
 
 check_fit_with_early_stopping = judged(observe_fit_with_early_stopping, judge_fit_with_early_stopping)

@@ -6,7 +6,7 @@ trusted process rather than reading inputs back from the observation.
 
 import torch
 
-from grader.observation import capture, encode
+from grader.observation import CALL, ENCODED, RAISED, ListOf, OneOf, capture, encode, observes
 
 STEP_LRS = (0.1, 0.03, 0.5)
 # (true exponent, n points, noise, seed, num_steps, lr); 0 and 1 steps catch off-by-one loops.
@@ -18,6 +18,10 @@ FIT_CASES = [
     (0.5, 50, 0.0, 3, 25, 0.1),
     (1.7, 40, 0.0, 4, 400, 0.05),
 ]
+
+
+# What `_state` records.
+STATE = {"tensor": ENCODED, "grad": ENCODED, "is_leaf": bool}
 
 
 def _state(tensor: torch.Tensor) -> dict:
@@ -45,6 +49,7 @@ def grad_cases() -> list[tuple[str, object, torch.Tensor]]:
     ]
 
 
+@observes({"cases": ListOf(ListOf({"result": CALL, "x": STATE}, length=2), length=len(grad_cases()))})
 def observe_grad_of(grad_of, **kwargs) -> dict:
     """Two calls per case (a second call exposes accumulated gradients), and x after each."""
     cases = []
@@ -70,6 +75,13 @@ def fill_gradients(w: torch.Tensor, b: torch.Tensor, generator: torch.Generator)
     loss.backward()
 
 
+_STEP = {"same_tensors": bool, "w": STATE, "b": STATE, "unused": STATE}
+# A step that raised, or a fresh backward() that raised before the step, ends the list; else it has every step.
+_LAST = OneOf({"setup_raised": (str, str)}, {"result": RAISED, **_STEP})
+_TAKEN = {"result": {"value": ENCODED}, **_STEP}
+
+
+@observes({"steps": OneOf((_TAKEN,) * len(STEP_LRS), *[(_TAKEN,) * k + (_LAST,) for k in range(len(STEP_LRS))])})
 def observe_gradient_step(gradient_step, **kwargs) -> dict:
     """Three steps in a row on the same tensors, each after a fresh backward()."""
     generator, tensors = step_inputs()
@@ -101,6 +113,7 @@ def fit_data(true_p: float, n: int, noise: float, seed: int) -> tuple[torch.Tens
     return X, y
 
 
+@observes({"calls": ListOf({"result": CALL, "X": STATE, "y": STATE}, length=len(FIT_CASES))})
 def observe_fit_exponent(fit_exponent, **kwargs) -> dict:
     calls = []
     for true_p, n, noise, seed, num_steps, lr in FIT_CASES:

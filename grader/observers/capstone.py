@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from grader.observation import capture, encode
+from grader.observation import CALL, ENCODED, RAISED, DictOf, ListOf, OneOf, OrMissing, capture, encode, observes
 from grader.observers import inference
 
 # The notebook's locked setup cell splits the data with these (tests/test_checks_capstone.py checks it).
@@ -74,6 +74,10 @@ def _call(function, *args, **kwargs) -> tuple[dict, object]:
 
     record = capture(keep, *args, **kwargs)
     return record, (kept[0] if kept else None)
+
+
+# What `_status` leaves of a call that returned.
+STATUS = {"value": None}
 
 
 def _status(record: dict) -> dict:
@@ -176,6 +180,15 @@ def _observe_epoch(train_one_epoch) -> dict:
             "parameters": [encode(p) for p in model.parameters()]}
 
 
+_MLP_CASE = OneOf({"made": RAISED}, {"made": STATUS, "module": False, "type": str},
+                  {"made": STATUS, "module": True, "type": str, "linears": [{"weight": ENCODED, "bias": ENCODED}],
+                   "logits": CALL})
+
+
+@observes({"mlp": ListOf(_MLP_CASE, length=len(MLP_CASES)),
+           "dataset": OneOf({"made": RAISED}, {"made": STATUS, "len": CALL, "item": CALL}),
+           "epoch": {"result": CALL, "training": bool, "parameters": [ENCODED]},
+           "labels": inference.observe_predict_labels.shape, "mode": inference.observe_predict_mode.shape})
 @_one_thread
 def observe_building_blocks(MLP, TabularDataset, train_one_epoch, predict, **kwargs) -> dict:
     """MLP's layers and logits, TabularDataset's length and item, the parameters after one train_one_epoch,
@@ -308,6 +321,13 @@ class _Steps(TorchFunctionMode):
         return [_layer(step) if isinstance(step, nn.Module) else step for step in self.steps]
 
 
+# What `record_forward` records: a step is a leaf module or an activation function ("functional"); a forward pass
+# longer than MAX_STEPS keeps one step more, which tells the judge it was cut.
+STEP = {"type": str, "kind": OneOf(str, None), "functional": OrMissing(True), "parameters": DictOf(ENCODED),
+        "buffers": DictOf(ENCODED), "config": DictOf(OneOf(bool, int, float, str, [int]))}
+FORWARD_RECORD = {"logits": CALL, "layers": ListOf(STEP, at_most=MAX_STEPS + 1), "other_operations": [str]}
+
+
 def record_forward(model: nn.Module, steps: _Steps, X: torch.Tensor) -> dict:
     """The model's logits on `X` (in evaluation mode, on the CPU), and the steps of its forward pass in order, as
     `steps` records and describes them."""
@@ -368,6 +388,9 @@ class ModelInputs:
         for handle in self.handles:
             handle.remove()
 
+    # What `observed` records.
+    SHAPE = {"seen": ENCODED, "seen_total": int, "looked": ENCODED, "looked_total": int}
+
     def observed(self, width: int) -> dict:
         """The distinct rows of each kind (at most MAX_SEEN_ROWS) and how many there were."""
         found = {}
@@ -398,6 +421,13 @@ def _observe_training(train_capstone) -> dict:
     return copy.deepcopy(observed)
 
 
+# What a training run records: what train_capstone returned, and, when that was a model with a mean and std that
+# standardise the reserved rows, the model's forward pass on them.
+_TRAINED = {"result": CALL, "seconds": float, **ModelInputs.SHAPE}
+TRAINED = OneOf(_TRAINED, {**_TRAINED, "module": bool}, {**_TRAINED, "module": True, **FORWARD_RECORD})
+
+
+@observes(TRAINED)
 @_one_thread
 def observe_train_capstone(train_capstone, **kwargs) -> dict:
     """train_capstone(X_train, y_train): what it returned, the rows it trained on, how long it took, and
@@ -405,6 +435,7 @@ def observe_train_capstone(train_capstone, **kwargs) -> dict:
     return _observe_training(train_capstone)
 
 
+@observes(TRAINED)
 @_one_thread
 def observe_reserved_accuracy(train_capstone, **kwargs) -> dict:
     """The same observation as observe_train_capstone (the same cached training run)."""
@@ -413,17 +444,22 @@ def observe_reserved_accuracy(train_capstone, **kwargs) -> dict:
 
 # Part C: predictions from raw features ----------------------------------------------------------
 
+# How many raw rows predict_raw is called on, call by call.
+RAW_ROWS = (50, 3, 1)
+
+
 def predict_raw_case() -> tuple[nn.Module, torch.Tensor, torch.Tensor, list[np.ndarray]]:
-    """A model (fresh weights from seed 12), the statistics to pass, and raw rows: 50, then 3, then 1."""
+    """A model (fresh weights from seed 12), the statistics to pass, and RAW_ROWS raw rows."""
     model = _seeded(12, lambda: nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1)))
     mean = torch.tensor([10.0, -5.0, 100.0, 0.5])
     std = torch.tensor([2.0, 0.5, 30.0, 0.1])
     generator = torch.Generator().manual_seed(12)
     rows = [(torch.randn(n, 4, generator=generator) * std * 1.5 + mean + 0.3 * std).numpy().astype(np.float64)
-            for n in (50, 3, 1)]
+            for n in RAW_ROWS]
     return model, mean, std, rows
 
 
+@observes({"calls": ListOf(CALL, length=len(RAW_ROWS))})
 @_one_thread
 def observe_predict_raw(predict_raw, **kwargs) -> dict:
     """predict_raw's labels for 50, 3 and 1 raw rows, the model left in training mode before each call."""
@@ -449,6 +485,20 @@ def _logits(model, X):
         return model.to("cpu")(X)
 
 
+_STATE = OneOf(None, [(str, ENCODED)])
+_SAVED = {"made": STATUS, "saved_logits": CALL, "saved_state": _STATE}
+_WRITTEN = {**_SAVED, "save": STATUS, "file": True}
+_LOADED = {**_WRITTEN, "weights_only": None, "fresh": STATUS, "load": CALL}
+# Each place the observation stops: MLP raised; save raised or wrote no file; the file is not plain tensors; the
+# fresh MLP raised; load_checkpoint returned something other than three things, not a module, or a module.
+CHECKPOINT = OneOf({"made": RAISED}, {**_SAVED, "save": RAISED, "file": bool},
+                   {**_SAVED, "save": STATUS, "file": False}, {**_WRITTEN, "weights_only": str},
+                   {**_WRITTEN, "weights_only": None, "fresh": RAISED},
+                   _LOADED, {**_LOADED, "loaded_module": False},
+                   {**_LOADED, "loaded_module": True, "loaded_logits": CALL, "loaded_state": _STATE})
+
+
+@observes(CHECKPOINT)
 @_one_thread
 def observe_checkpoint(MLP, save_checkpoint, load_checkpoint, **kwargs) -> dict:
     """The saved model's state and logits, whether the file exists and loads with weights_only=True, and the
@@ -543,6 +593,15 @@ def validation_inputs(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     return ((X - mean.detach().to("cpu", torch.float64)) / std.detach().to("cpu", torch.float64)).float()
 
 
+_FITTED = {"result": CALL, "seconds": float, **ModelInputs.SHAPE,
+           "evaluations": ListOf({"X": ENCODED, "out": ENCODED}, at_most=MAX_EVALUATIONS), "evaluations_dropped": int}
+_PARTS = {"parts": (CALL, CALL, CALL)}
+
+
+# What fit_capstone returned and, when that was (model, mean, std, history), the model's forward pass on the
+# validation rows.
+@observes(OneOf(_FITTED, {**_FITTED, **_PARTS, "module": bool},
+                {**_FITTED, **_PARTS, "module": True, **FORWARD_RECORD}))
 @_one_thread
 def observe_early_stopping(fit_capstone, **kwargs) -> dict:
     """fit_capstone(X_train, y_train, X_val, y_val, max_epochs, patience): what it returned, the rows it trained
@@ -589,6 +648,7 @@ def threshold_model() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     return model, mean, std
 
 
+@observes({"result": CALL, **ModelInputs.SHAPE})
 @_one_thread
 def observe_validation_threshold(choose_capstone_threshold, **kwargs) -> dict:
     """choose_capstone_threshold(model, mean, std, X_val, y_val) for the grader's model, and every row the model

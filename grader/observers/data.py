@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from grader.observation import capture
+from grader.observation import CALL, RAISED, ListOf, OneOf, capture, observes
 from grader.observers.nn_module import attempt
 
 
@@ -45,6 +45,11 @@ def build(TabularDataset, X: np.ndarray, y: np.ndarray) -> tuple[Any, dict]:
     return dataset, {"dataset": isinstance(dataset, Dataset), "base": type(dataset).__mro__[1].__name__}
 
 
+def built_shape(**fields) -> OneOf:
+    """The shape of a `build` record, with `fields` added when it built a Dataset."""
+    return OneOf(RAISED, {"dataset": False, "base": str}, {"dataset": True, "base": str, **fields})
+
+
 def dataset_items(TabularDataset, X: np.ndarray, y: np.ndarray, indices: list[int] | None) -> dict:
     """len(dataset) (None: not asked) and dataset[i] for each i of `indices`, as captured calls."""
     dataset, record = build(TabularDataset, X, y)
@@ -58,6 +63,9 @@ def dataset_items(TabularDataset, X: np.ndarray, y: np.ndarray, indices: list[in
     return record
 
 
+@observes({"cases": tuple(built_shape(len=CALL, items=ListOf(CALL, length=len(item_indices(n_samples))))
+                          for n_samples, _, _ in CASES),
+           "float32": built_shape(items=ListOf(CALL, length=FLOAT32_CASE[0]))})
 def observe_dataset(TabularDataset, **kwargs) -> dict:
     cases = []
     for seed, (n_samples, n_features, y_dtype) in enumerate(CASES):
@@ -72,6 +80,7 @@ def loader_batches(dataset: Any, batch_size: int) -> list:
     return list(loader)
 
 
+@observes({"cases": ListOf(built_shape(batches=CALL), length=len(LOADER_CASES))})
 def observe_loader_batches(TabularDataset, **kwargs) -> dict:
     cases = []
     for n_samples, n_features, batch_size in LOADER_CASES:

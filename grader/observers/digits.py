@@ -18,10 +18,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader.observation import capture, encode
+from grader.observation import CALL, RAISED, ListOf, OneOf, capture, encode, observes
 from grader.observers import capstone as capstone_observers
-from grader.observers.capstone import _call, _layer, _one_thread, _plain, _seeded, _status, _Steps
-from grader.observers.inference import _Spy
+from grader.observers.capstone import (
+    FORWARD_RECORD,
+    STATUS,
+    ModelInputs,
+    _call,
+    _layer,
+    _one_thread,
+    _plain,
+    _seeded,
+    _status,
+    _Steps,
+)
+from grader.observers.inference import FORWARD, _Spy
 
 # The notebook's locked setup cell splits the data with these (tests/test_checks_digits.py checks it).
 RESERVED_FRACTION = 0.2
@@ -104,6 +115,15 @@ def _observe_cnn(SmallCNN, num_classes, sizes) -> dict:
     return case
 
 
+def cnn_case(n_batches: int) -> OneOf:
+    """What `_observe_cnn` records for a case whose eval-mode forward pass runs on `n_batches` batches."""
+    return OneOf({"made": RAISED}, {"made": STATUS, "module": False, "type": str},
+                 {"made": STATUS, "module": True, "type": str, "convs": int, "requires_grad": bool,
+                  "conv_used": OneOf(bool, None), "logits": ListOf(CALL, length=n_batches), "alone": CALL,
+                  "train_mode": CALL})
+
+
+@observes({"cases": tuple(cnn_case(len(sizes)) for _, sizes in CNN_CASES)})
 @_one_thread
 def observe_small_cnn(SmallCNN, **kwargs) -> dict:
     """SmallCNN for several num_classes: whether it is a module with an nn.Conv2d that the logits depend on,
@@ -154,6 +174,7 @@ def class_cases() -> list[ClassCase]:
     ]
 
 
+@observes({"calls": ListOf(CALL, length=len(class_cases()))})
 @_one_thread
 def observe_predict_classes(predict_classes, **kwargs) -> dict:
     """predict_classes' labels for every grader model and row set."""
@@ -168,6 +189,7 @@ def dropout_input() -> torch.Tensor:
     return torch.randn(50, 4, generator=torch.Generator().manual_seed(15)) * 2
 
 
+@observes({"calls": ListOf({"result": CALL, "forwards": [FORWARD], "device": str}, at_least=2, at_most=3)})
 @_one_thread
 def observe_predict_mode(predict_classes, **kwargs) -> dict:
     """Two calls of predict_classes on a dropout model left in training mode (and, with a GPU, one with
@@ -200,6 +222,7 @@ def confusion_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, int]]:
     ]
 
 
+@observes({"calls": ListOf(CALL, length=len(confusion_cases()))})
 @_one_thread
 def observe_confusion_matrix(confusion_matrix, **kwargs) -> dict:
     """confusion_matrix's result for every grader label set."""
@@ -316,6 +339,12 @@ def _observe_training(train_digits) -> dict:
     return copy.deepcopy(observed)
 
 
+_TRAINED = {"result": CALL, "seconds": float, **ModelInputs.SHAPE, "type": str}
+# What a training run records: whether train_digits returned a module, and that module's forward pass.
+TRAINED = OneOf({**_TRAINED, "module": False}, {**_TRAINED, "module": True, **FORWARD_RECORD})
+
+
+@observes(TRAINED)
 @_one_thread
 def observe_train_digits(train_digits, **kwargs) -> dict:
     """train_digits(X_train, y_train): whether it returned a module, the images it trained on, how long it
@@ -323,6 +352,7 @@ def observe_train_digits(train_digits, **kwargs) -> dict:
     return _observe_training(train_digits)
 
 
+@observes(TRAINED)
 @_one_thread
 def observe_reserved_accuracy(train_digits, **kwargs) -> dict:
     """The same observation as observe_train_digits (the same cached training run)."""

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from grader.observation import capture
+from grader.observation import CALL, ListOf, OneOf, OrMissing, call_with, capture, observes
 
 # Logits a hair from 0. The float32 sigmoid rounds the first four to exactly 0.5 (on a typical CPU), so for
 # the two negative ones p >= 0.5 says 1 and logit >= 0 says 0; the last two are clear of that sliver.
@@ -40,6 +40,12 @@ class _Spy(nn.Module):
         out = self.model(X)
         call["graph"] = isinstance(out, torch.Tensor) and bool(_REQUIRES_GRAD(out))
         return out
+
+
+# What `_Spy` records of one forward pass ("graph" once the model returned).
+FORWARD = {"training": [bool], "grad": bool, "device": str, "graph": OrMissing(bool)}
+# A captured predict call with the spy's record of its forward passes.
+SPIED_CALL = {"result": CALL, "forwards": [FORWARD]}
 
 
 def fixed_linear(weight: list[float], bias: float) -> nn.Linear:
@@ -112,12 +118,15 @@ def _predict_call(predict, model, X, threshold=None, **kwargs) -> dict:
     return capture(predict, model, X.clone(), **kwargs)
 
 
+@observes({"calls": ListOf(CALL, length=len(label_cases()))})
 @_keeps_rng
 def observe_predict_labels(predict, **kwargs) -> dict:
     """predict's labels for every grader model, row set and threshold."""
     return {"calls": [_predict_call(predict, case.model, case.X, case.threshold) for case in label_cases()]}
 
 
+@observes(OneOf({"calls": ListOf(SPIED_CALL, length=2), "cuda": False},
+                 {"calls": ListOf(SPIED_CALL, length=2), "cuda": True, "device_calls": ListOf(SPIED_CALL, length=1)}))
 @_keeps_rng
 def observe_predict_mode(predict, **kwargs) -> dict:
     """Two calls of predict on a dropout model left in training mode (and, with a GPU, one with device="cuda"),
@@ -160,6 +169,7 @@ def precision_recall_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     ]
 
 
+@observes({"calls": ListOf(CALL, length=len(precision_recall_cases()))})
 @_keeps_rng
 def observe_precision_recall(precision_recall, **kwargs) -> dict:
     """precision_recall's result for every grader label set."""
@@ -199,6 +209,7 @@ def threshold_cases() -> list[ThresholdCase]:
     ]
 
 
+@observes({"calls": ListOf(call_with(unchanged=bool), length=len(threshold_cases()))})
 @_keeps_rng
 def observe_choose_threshold(choose_threshold, **kwargs) -> dict:
     """choose_threshold's result for every grader case, and whether it left its inputs as they were."""

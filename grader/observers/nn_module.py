@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from grader.observation import capture, encode
+from grader.observation import CALL, ENCODED, RAISED, ListOf, OneOf, call_with, capture, encode, observes
 
 DEFAULT = (10, (32, 64), 1)
 # (in_features, hidden, out_features) that check_mlp_parameters builds, and the seeded ones the forward checks run.
@@ -30,6 +30,13 @@ def attempt(function: Callable, *args: Any, **kwargs: Any) -> tuple[Any, dict]:
     except Exception as error:  # noqa: BLE001 -- any error in student code is recorded, not crashed on
         return None, {"raised": [type(error).__name__, str(error)[:500]]}
     return result, {"value": encode(result)}
+
+
+_MODULE = {"name": str, "type": str, "linear": False}
+_LINEAR = {"name": str, "type": str, "linear": True, "weight": OneOf(int, None), "bias": OneOf(int, None)}
+# What `describe` records.
+DESCRIBED = OneOf({"module": False, "type": str},
+                  {"module": True, "type": str, "modules": [OneOf(_MODULE, _LINEAR)], "parameters": [(str, ENCODED)]})
 
 
 def describe(model: Any) -> dict:
@@ -89,6 +96,12 @@ def build(MLP, *sizes) -> tuple[Any, dict]:
     return (None, record) if "raised" in record else (model, {})
 
 
+_FORWARD_CALLS = ListOf(call_with(input_after=ENCODED), at_least=1, at_most=len(BATCH_SIZES) + 1)
+# What `mlp_case` records: it stops after a call that raised, and differentiates only an output that requires grad.
+MLP_CASE = OneOf(RAISED, {"built": DESCRIBED}, {"built": DESCRIBED, "calls": _FORWARD_CALLS},
+                 {"built": DESCRIBED, "calls": _FORWARD_CALLS, "backward": CALL, "grads": [ENCODED]})
+
+
 def mlp_case(MLP, in_features, hidden, out_features, seed) -> dict:
     """One seeded case: the structure with filled parameters, each batch's output and the input after the
     call, then (on the last batch) backward() of mean(output ** 2) and every parameter's gradient."""
@@ -116,6 +129,8 @@ def mlp_case(MLP, in_features, hidden, out_features, seed) -> dict:
     return record
 
 
+@observes({"cases": ListOf(OneOf(RAISED, {"built": DESCRIBED}), length=len(PARAMETER_CASES)),
+           "default": OneOf(RAISED, {"built": DESCRIBED})})
 def observe_mlp_parameters(MLP, **kwargs) -> dict:
     cases = []
     for sizes in [*PARAMETER_CASES, ()]:  # () is MLP() with its default sizes
@@ -124,32 +139,37 @@ def observe_mlp_parameters(MLP, **kwargs) -> dict:
     return {"cases": cases[:-1], "default": cases[-1]}
 
 
+@observes({"cases": ListOf(MLP_CASE, length=len(FORWARD_CASES))})
 def observe_mlp_forward(MLP, **kwargs) -> dict:
     return {"cases": [mlp_case(MLP, *case) for case in FORWARD_CASES]}
 
 
+@observes({"cases": ListOf(MLP_CASE, length=len(SIZES_CASES))})
 def observe_mlp_sizes(MLP, **kwargs) -> dict:
     return {"cases": [mlp_case(MLP, *case) for case in SIZES_CASES]}
 
 
 # count_parameters --------------------------------------------------------------------------------
 
+# The models count_parameters is tried on, by the name a message gives them (count_cases builds them).
+COUNT_CASES = ("nn.Linear(3, 2)", "nn.Linear(6, 4, bias=False)",
+               "a Sequential with BatchNorm1d (buffers are not parameters)", "a Sequential whose first layer is frozen",
+               "a Sequential that reuses one layer twice")
+
+
 def count_cases() -> list[tuple[str, nn.Module]]:
-    """The models count_parameters is tried on (seeded: the same models in every process)."""
+    """(name, model) for COUNT_CASES (seeded: the same models in every process)."""
     torch.manual_seed(0)
     frozen = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     frozen[0].requires_grad_(False)
     shared = nn.Linear(5, 5)
-    return [
-        ("nn.Linear(3, 2)", nn.Linear(3, 2)),
-        ("nn.Linear(6, 4, bias=False)", nn.Linear(6, 4, bias=False)),
-        ("a Sequential with BatchNorm1d (buffers are not parameters)",
-         nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 1))),
-        ("a Sequential whose first layer is frozen", frozen),
-        ("a Sequential that reuses one layer twice", nn.Sequential(shared, nn.ReLU(), shared)),
-    ]
+    models = [nn.Linear(3, 2), nn.Linear(6, 4, bias=False),
+              nn.Sequential(nn.Linear(3, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 1)), frozen,
+              nn.Sequential(shared, nn.ReLU(), shared)]
+    return list(zip(COUNT_CASES, models, strict=True))
 
 
+@observes({"cases": ListOf(call_with(requires_grad_after=[bool]), length=len(COUNT_CASES))})
 def observe_count_parameters(count_parameters, **kwargs) -> dict:
     """Each case's result and which parameters require grad after the call."""
     cases = []
@@ -176,6 +196,8 @@ def criterion_inputs(task: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(5, 1, generator=generator) * 2, torch.randn(5, 1, generator=generator)
 
 
+@observes({"cases": ListOf(OneOf(RAISED, {"type": str, "loss": CALL}), length=len(TASKS)),
+           "unknown": ListOf(CALL, length=len(UNKNOWN_TASKS))})
 def observe_make_criterion(make_criterion, **kwargs) -> dict:
     """For each task: the class of what came back and its loss on criterion_inputs; for each unknown task:
     what it returned or raised."""
@@ -209,6 +231,7 @@ def _copy(y):
     return y.clone() if isinstance(y, torch.Tensor) else y.copy()
 
 
+@observes({"cases": ListOf(call_with(input_after=ENCODED), length=len(target_cases()))})
 def observe_prepare_targets(prepare_targets, **kwargs) -> dict:
     """Each case's result, and its input afterwards (it must not be changed in place)."""
     cases = []

@@ -7,7 +7,7 @@ trusted process rather than reading inputs back from the observation.
 import numpy as np
 import torch
 
-from grader.observation import capture, encode
+from grader.observation import CALL, ENCODED, ListOf, capture, encode, observes
 
 GRID_SIZES = [(2, 3), (1, 1), (4, 1), (1, 5), (3, 7)]
 STANDARDIZE_SHAPES = [(5, 3), (50, 1), (2, 8), (100, 30)]
@@ -35,10 +35,12 @@ def float32_inputs() -> dict[str, np.ndarray]:
     }
 
 
+@observes({"calls": ListOf(CALL, length=len(GRID_SIZES))})
 def observe_make_grid(make_grid, **kwargs) -> dict:
     return {"calls": [capture(make_grid, n_rows, n_cols) for n_rows, n_cols in GRID_SIZES]}
 
 
+@observes({"calls": ListOf({"result": CALL, "X_after": ENCODED}, length=len(STANDARDIZE_SHAPES))})
 def observe_standardize_columns(standardize_columns, **kwargs) -> dict:
     calls = []
     for X in standardize_inputs():
@@ -47,11 +49,13 @@ def observe_standardize_columns(standardize_columns, **kwargs) -> dict:
     return {"calls": calls}
 
 
+@observes({"calls": ListOf(CALL, length=len(ROW_LABELS))})
 def observe_rows_where(rows_where, **kwargs) -> dict:
     X, y = rows_inputs()
     return {"calls": [capture(rows_where, X, y, label) for label in ROW_LABELS]}
 
 
+@observes({"calls": ListOf({"result": CALL, "after_array_changed": ENCODED}, length=len(float32_inputs()))})
 def observe_to_float32_tensor(to_float32_tensor, **kwargs) -> dict:
     calls = []
     for array in float32_inputs().values():
@@ -115,6 +119,7 @@ def _simulated(compiled: bool, count: int) -> list:
     return saved
 
 
+@observes({key: CALL for key, _, _ in DEVICE_SCENARIOS})
 def observe_pick_device(pick_device, **kwargs) -> dict:
     """pick_device() on each simulated machine of DEVICE_SCENARIOS."""
     calls = {}

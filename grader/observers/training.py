@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from grader.observation import capture, encode
+from grader.observation import CALL, ENCODED, RAISED, ListOf, OneOf, OrMissing, capture, encode, observes
 
 # The configurations train_one_epoch runs on, and whether the model starts in eval mode.
 TRAIN_RUNS = (("mlp_dropout_sgd", True), ("linear_mse_adam", False), ("deep_dropout_adam", True))
@@ -192,6 +192,15 @@ class _Criterion(nn.Module):
         return loss
 
 
+# What the spies log: forward passes (with `inputs`, the batch, and whether the output requires grad once the model
+# returned), zero_grad and step calls, and the criterion's values.
+LOG = [OneOf({"event": "forward", "training": [bool], "grad": bool, "device": str, "X": OrMissing(ENCODED),
+              "graph": OrMissing(bool)},
+             {"event": "zero_grad"},
+             {"event": "step", "grads": [ENCODED]},
+             {"event": "loss", "value": ENCODED})]
+
+
 def _state(model: nn.Module) -> dict:
     return encode({k: v.detach().clone() for k, v in model.state_dict().items()})
 
@@ -227,6 +236,9 @@ def _observe_train_on_gpu(train_one_epoch):
     return {"result": result, "devices": [entry["device"] for entry in log if entry["event"] == "forward"]}
 
 
+@observes({"runs": {kind: {"initial": ENCODED, "result": CALL, "after": ENCODED, "log": LOG, "moves": int}
+                    for kind, _ in TRAIN_RUNS},
+           "gpu": OneOf(None, {"result": CALL, "devices": [str]})})
 @one_thread
 def observe_train_one_epoch(train_one_epoch, **kwargs) -> dict:
     """Run train_one_epoch once on each grader configuration (and on the GPU if there is one)."""
@@ -252,6 +264,10 @@ def _observe_evaluate_run(evaluate, kind):
             "moves": len(_moves) - moves_before}
 
 
+@observes({"runs": {kind: {"before": ENCODED, "result": CALL, "after": ENCODED, "grads": [ENCODED], "log": LOG,
+                           "moves": int} for kind in EVALUATE_RUNS},
+           "notebook": OneOf(None, {"before": ENCODED, "result": CALL, "after": ENCODED}),
+           "gpu": OneOf(None, {"result": CALL})})
 @one_thread
 def observe_evaluate(evaluate, model=None, loader=None, criterion=None, **kwargs) -> dict:
     """Run evaluate on each grader configuration; with the notebook's model, record its state around one call."""
@@ -275,6 +291,10 @@ def _modes(log):
     return [entry["training"] for entry in log if entry["event"] == "forward"]
 
 
+# The epochs stop after the first call that raised (then there is no validation loss to record).
+@observes({"epochs": ListOf({"train": CALL, "val": OneOf(None, CALL), "train_modes": [[bool]], "val_modes": [[bool]]},
+                            at_least=1, at_most=FIT_EPOCHS),
+           "after": ENCODED})
 @one_thread
 def observe_fit(train_one_epoch, evaluate, **kwargs) -> dict:
     """Alternate train_one_epoch and evaluate for FIT_EPOCHS epochs; record each loss, the modes and the end state."""
@@ -356,6 +376,9 @@ def _run_spied(function, model, loader, val, criterion, make_optimizer, *args):
     return result, {"log": log, "moves": len(_moves) - moves_before}
 
 
+# `_run_spied` records the spies' log and what the call raised, or how often batches moved.
+@observes(OneOf({"initial": ENCODED, **RAISED, "log": LOG, "after": ENCODED},
+                {"initial": ENCODED, "log": LOG, "moves": int, "result": CALL, "after": ENCODED}))
 @one_thread
 def observe_fixed_fit(fixed_fit, **kwargs) -> dict:
     """fixed_fit for FIXED_FIT_EPOCHS epochs on the FIT_KIND model: its history, every forward pass (batch, modes,
@@ -394,6 +417,14 @@ def _observe_stopping_run(fit_with_early_stopping, name, max_epochs, patience) -
     return record
 
 
+# A run that raised; one that returned something other than a pair; one that returned (best_state, history).
+STOPPING_RUN = OneOf({**RAISED, "log": LOG, "model_after": ENCODED},
+                     {"log": LOG, "moves": int, "model_after": ENCODED, "result": CALL},
+                     {"log": LOG, "moves": int, "model_after": ENCODED, "best": ENCODED, "history": CALL,
+                      "best_later": ENCODED})
+
+
+@observes({"runs": {name: STOPPING_RUN for name, _, _ in STOPPING_RUNS}})
 @one_thread
 def observe_fit_with_early_stopping(fit_with_early_stopping, **kwargs) -> dict:
     """Each STOPPING_RUNS run: the history, best_state (again after the model's weights change), the model's
