@@ -7,6 +7,7 @@ import json
 import nbformat
 import polib
 import pytest
+from bs4 import BeautifulSoup
 from mutant_bank.grading import reference_answers, submission
 from nbgrader.api import Gradebook
 from standalone_kernel import errors, run_alone
@@ -15,7 +16,7 @@ from standalone_kernel import kernel_specs as _kernel_specs
 from grader import course, execute, hygiene, notebooks
 from grader.autograde import preflight, run, sandbox
 from grader.nbgrader_api import load_config
-from grader.translation import catalog, edition, glossary, segments
+from grader.translation import catalog, edition, glossary, messages, segments
 
 LANGUAGE = "es"
 LISTED = edition.sources(LANGUAGE)
@@ -248,6 +249,44 @@ def test_no_spanish_cell_is_reported_as_changed(mixed_class):
     for student in ("ana_es", "beto_es", "carla_colab_es"):
         log = (root / "out" / "logs" / student / ASSIGNMENT / "nbgrader.log").read_text(encoding="utf-8")
         assert "has changed" not in log and "does not exist in the database" not in log, f"{student}:\n{log}"
+
+
+@pytest.mark.notebook
+def test_feedback_is_in_the_language_of_the_hand_in(mixed_class):
+    """Is the feedback of a Spanish hand-in in Spanish (the page, its instructions and tests as the Spanish release
+    shows them, the hidden check's message) and that of the English one in English, for the same mistake?"""
+    _, root = mixed_class
+    pages = {student: BeautifulSoup((root / "out" / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html")
+                                    .read_text(encoding="utf-8"), "html.parser").get_text(" ")
+             for student in ("beto_en", "beto_es", "carla_colab_es")}
+    english_message = "make_grid(2, 3) has the wrong dtype."  # the first case tensors.judge_make_grid finds wrong
+    spanish_message = messages.translate(english_message, LANGUAGE)
+    assert spanish_message != english_message, "the check's message has no translation"
+    assert english_message in pages["beto_en"] and "Score: 8 / 10" in pages["beto_en"]
+    for student in ("beto_es", "carla_colab_es"):
+        assert "has the wrong dtype" not in pages[student] and "Score:" not in pages[student], student
+    assert spanish_message in pages["beto_es"], pages["beto_es"][:3000]
+    spanish_release = notebooks.read(edition.published_path(LANGUAGE, SOURCE))
+    heading = next(c.source for c in spanish_release.cells if c.source.startswith("## Parte A"))
+    assert heading.splitlines()[0].lstrip("# ") in pages["beto_es"], "the instructions are not the Spanish ones"
+
+
+def test_every_message_template_translates_as_its_own_translation():
+    """Does a message written from any template, with any values, come back as that template's translation with
+    the same values (so no other template captures it, and the values land in the right places)?"""
+    translations = catalog.translations(catalog.read(edition.grader_catalog_path(LANGUAGE)))
+    wrong = []
+    for unit in messages.units():
+        spanish = translations.get(unit.key)
+        fields = messages.placeholders(unit.segment.text)
+        if spanish is None or not fields or not messages.standalone(unit.segment.text):
+            continue  # a template of placeholders and a word ("{n} epochs") only translates values inside messages
+        values = {field: (messages.choices(field) or [f"«value{index}»"])[0]
+                  for index, field in enumerate(dict.fromkeys(fields))}
+        english, expected = messages.fill(unit.segment.text, values), messages.fill(spanish, values)
+        if messages.translate(english, LANGUAGE).strip("\n") != expected.strip("\n"):
+            wrong.append(f"{unit.context}:{unit.cell_index} {unit.segment.text[:70]!r}")
+    assert not wrong, f"{len(wrong)} templates translate as another one:\n" + "\n".join(wrong[:20])
 
 
 def test_preflight_recognises_a_spanish_hand_in_even_without_its_metadata(tmp_path):

@@ -24,6 +24,9 @@ from nbgrader import utils
 
 from grader import book, course, notebooks
 from grader.autograde.report import Status
+from grader.translation import edition, handin, messages
+
+SOURCE_LANGUAGE = messages.SOURCE_LANGUAGE
 
 MAX_TEXT = 4_000
 MAX_IMAGE_BASE64 = 300_000
@@ -123,11 +126,32 @@ def _verdict(score: float | None, max_score: float) -> str:
         return f"TO BE GRADED BY HAND: ? / {max_score:g} points"
     if score >= max_score:
         return f"PASSED: {score:g} / {max_score:g} points"
-    return f"{'PARTIAL CREDIT' if score > 0 else 'FAILED'}: {score:g} / {max_score:g} points"
+    if score > 0:
+        return f"PARTIAL CREDIT: {score:g} / {max_score:g} points"
+    return f"FAILED: {score:g} / {max_score:g} points"
 
 
-def feedback_notebook(autograded: nbformat.NotebookNode, header: str) -> nbformat.NotebookNode:
-    nb = copy.deepcopy(autograded)
+def _in_edition(nb: nbformat.NotebookNode, released: nbformat.NotebookNode | None) -> nbformat.NotebookNode:
+    """`nb` with each locked cell (instructions, tests) as the translated release shows it: grading put them back
+    in the English the gradebook holds; the student's own cells are as handed in."""
+    if released is None:
+        return nb
+    translated = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in released.cells
+                  if c.metadata.get("nbgrader", {}).get("locked")}
+    for cell in nb.cells:
+        ours = translated.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
+        if ours is not None and ours.cell_type == cell.cell_type:
+            cell.source = ours.source
+    return nb
+
+
+def feedback_notebook(autograded: nbformat.NotebookNode, header: str, language: str = SOURCE_LANGUAGE,
+                      released: nbformat.NotebookNode | None = None) -> nbformat.NotebookNode:
+    """The page's notebook, in `language`: `released` is the translated release of the exercise (or None)."""
+    def tr(text: str) -> str:
+        return messages.translate(text, language)
+
+    nb = _in_edition(copy.deepcopy(autograded), released)
     nb.metadata = {"language_info": {"name": "python"}}  # nothing of the hand-in's (widgets pull scripts)
     cells = [nbformat.v4.new_markdown_cell(header)]
     for cell in nb.cells:
@@ -139,20 +163,20 @@ def feedback_notebook(autograded: nbformat.NotebookNode, header: str) -> nbforma
             score, max_score = utils.determine_grade(cell)
             cell.outputs = _safe_outputs(cell.outputs)
             cell.metadata = {}
-            cells += [cell, nbformat.v4.new_markdown_cell(f"**{_verdict(score, max_score)}**"
-                                                          + (" (no answer)" if score == 0 else ""))]
+            cells += [cell, nbformat.v4.new_markdown_cell(f"**{tr(_verdict(score, max_score))}**"
+                                                          + (tr(" (no answer)") if score == 0 else ""))]
         elif cell.cell_type == "markdown" and meta.get("grade"):
             # A written answer: shown as written (pasted images included), with its verdict.
             score, max_score = utils.determine_grade(cell)
             cell.metadata = {}
-            cells += [cell, nbformat.v4.new_markdown_cell(f"**{_verdict(score, max_score)}**"
-                                                          + (" (no answer)" if score == 0 else ""))]
+            cells += [cell, nbformat.v4.new_markdown_cell(f"**{tr(_verdict(score, max_score))}**"
+                                                          + (tr(" (no answer)") if score == 0 else ""))]
         elif cell.cell_type == "code" and meta.get("grade"):
             score, max_score = utils.determine_grade(cell)
             errors = [o for o in cell.outputs if o.output_type == "error"]
-            verdict = _verdict(score, max_score)
-            message = "\n".join(f"{e.ename}: {e.evalue}" for e in errors)
-            test = nbformat.v4.new_code_cell(f"# Test: {_behaviour(cell.source)}")
+            verdict = tr(_verdict(score, max_score))
+            message = "\n".join(f"{e.ename}: {tr(e.evalue)}" for e in errors)
+            test = nbformat.v4.new_code_cell(tr(f"# Test: {_behaviour(cell.source)}"))
             report = _text(f"{verdict}\n{message}".strip())
             test.outputs = [nbformat.v4.new_output("stream", name="stdout", text=report)]
             cells.append(test)
@@ -201,21 +225,41 @@ def render(nb: nbformat.NotebookNode) -> str:
     return body
 
 
+def _declared_language(nb: nbformat.NotebookNode) -> str:
+    declared = nb.metadata.get("course", {})
+    language = declared.get("language") if isinstance(declared, dict) else None
+    return language if language in course.EDITIONS else SOURCE_LANGUAGE
+
+
 def write(path: Path, autograded: Path | None, title: str, score: float, max_score: float, status: str,
-          detail: str, needs_manual_grade: bool = False, late_penalty: float = 0.0) -> None:
-    header = f"# {html.escape(title)}\n\n**Score: {score:g} / {max_score:g}**"
+          detail: str, needs_manual_grade: bool = False, late_penalty: float = 0.0,
+          language: str | None = None) -> None:
+    """The feedback page at `path`, in `language` (None: the one the graded notebook declares, else English)."""
+    nb = nbformat.read(autograded, as_version=4) if autograded is not None and autograded.exists() else None
+    language = language or (_declared_language(nb) if nb is not None else SOURCE_LANGUAGE)
+
+    def tr(text: str) -> str:
+        return messages.translate(text, language)
+
+    header = tr(f"# {title}\n\n**Score: {score:g} / {max_score:g}**")
     if late_penalty:
-        header += f" (after a late penalty of {late_penalty:g} points)"
+        header += tr(f" (after a late penalty of {late_penalty:g} points)")
     if needs_manual_grade:
-        header += "\n\nSome answers are graded by hand and are not graded yet: this score can still rise."
+        header += tr("\n\nSome answers are graded by hand and are not graded yet: this score can still rise.")
     if status != Status.OK:
-        header += f"\n\n**Status: {html.escape(status)}**. {html.escape(detail)}"
+        header += tr(f"\n\n**Status: {status}**. {detail}")
     elif detail:
-        header += f"\n\n{html.escape(detail)}"
-    if autograded is not None and autograded.exists():
-        nb = feedback_notebook(nbformat.read(autograded, as_version=4), header)
+        header += "\n\n" + tr(detail)
+    header = html.escape(header, quote=False)  # markdown, but nothing of a title or a detail is a tag
+    if nb is not None:
+        english = course.EXERCISES / autograded.parent.name / autograded.name
+        released = None
+        if language != SOURCE_LANGUAGE and english.exists():
+            released = handin.translated_releases(autograded.stem, notebooks.read(english)).get(language)
+        nb = feedback_notebook(nb, header, language, released)
         # The notebook's own links ("Prerequisites: Lecture 01") are relative to where it was released.
-        page, _ = book.relink(render(nb), course.EXERCISES / autograded.parent.name / autograded.name, {})
+        where = english if released is None else edition.published_path(language, english)
+        page, _ = book.relink(render(nb), where, {})
     else:
         page = render(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(header)]))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ class Prepared:
     nb: nbformat.NotebookNode | None = None
     sha256: str = ""
     notes: list[str] = field(default_factory=list)
+    language: str = handin.SOURCE_LANGUAGE  # the edition it was made from: its feedback is in that language
 
 
 def _plain_name(path: Path) -> str:
@@ -123,14 +124,14 @@ def prepare(path: Path | None, notebook: str, max_bytes: int, released: nbformat
                 cell.pop("execution_count", None)
         data["nbformat"], data["nbformat_minor"] = 4, 5
         nb = nbformat.from_dict(data)
-        notes = []
+        notes, language = [], handin.SOURCE_LANGUAGE
         if released is not None:
             # A hand-in of a translated exercise (es/exercises/) is matched against its own release, and its
             # untouched locked cells go back to the English that nbgrader's gradebook holds.
             edition = handin.edition_of(nb, notebook, released)
             # Colab drops nbgrader's cell metadata when it saves: match the cells back to the release.
             nb, notes = colab.reattach_metadata(nb, edition.released)
-            nb = edition.to_source_language(nb)
+            nb, language = edition.to_source_language(nb), edition.language
         nb, repairs = repair(nb)
         notes += repairs
         nbformat.validate(nb)
@@ -138,4 +139,4 @@ def prepare(path: Path | None, notebook: str, max_bytes: int, released: nbformat
         reason = getattr(error, "message", None) or str(error)
         return Prepared(notebook, Status.UNPARSEABLE, f"{path.name} is not a readable notebook ({reason[:200]}): "
                         "open it in Jupyter, save it, and hand it in again", sha256=digest)
-    return Prepared(notebook, Status.OK, nb=nb, sha256=digest, notes=notes)
+    return Prepared(notebook, Status.OK, nb=nb, sha256=digest, notes=notes, language=language)

@@ -58,6 +58,7 @@ class Job:
     seconds: float = 0.0
     span: tuple[float, float] = (0.0, 0.0)  # when its kernel ran (time.monotonic)
     judge_seconds: float = 0.0
+    language: str = "en"  # the edition the hand-in was made from: its feedback page is in that language
 
 
 REMOTE_THREADS = 64  # submissions awaited from a cluster at once (each thread then judges its own)
@@ -493,11 +494,12 @@ def _prepare_one(submission: intake.Submission, taken: intake.Intake, previous, 
     # over them, except those Autograde.exclude_overwriting leaves to the student.
     given = {relative: staged / relative for relative, _ in files}
     given.update(_source_files(assignment, settings.excluded_files.get(assignment, []), settings.ignore))
+    languages = {item.notebook: item.language for item in prepared}
     for name, nb in sanitized.items():
         target = settings.work / "sanitized" / student / assignment / f"{name}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
-        jobs.append(Job(student, assignment, name, target, files=sorted(given.items())))
+        jobs.append(Job(student, assignment, name, target, files=sorted(given.items()), language=languages[name]))
 
 
 class _Execution:
@@ -837,7 +839,8 @@ def autograde_class(
             def finish_assignment(entries: dict, jobs: list[Job], reasons: dict) -> dict:
                 made = _rows_of(entries, jobs, reasons, autograded_root, since, settings)
                 ran = {(job.student, job.assignment) for job in jobs}
-                pages.render([(row, key in ran) for key, row in made.items()], settings.notebook)
+                languages = {(job.student, job.assignment, job.notebook): job.language for job in jobs}
+                pages.render([(row, key in ran) for key, row in made.items()], settings.notebook, languages)
                 return made
 
             recorder = _Recorder(api(config), execution, settings, logs, finish_assignment)
@@ -935,23 +938,26 @@ class _Feedback:
         self.threads = ThreadPoolExecutor(max_workers=judges.processes)
         self.futures = []
 
-    def render(self, rows: list[tuple[report.Row, bool]], pattern: str = "*") -> None:
-        """Pages for `rows`, each paired with whether it was graded in this run (else its page has no notebook)."""
+    def render(self, rows: list[tuple[report.Row, bool]], pattern: str = "*", languages: dict | None = None) -> None:
+        """Pages for `rows`, each paired with whether it was graded in this run (else its page has no notebook);
+        `languages` gives a notebook's edition by (student, assignment, notebook), else its own metadata does."""
         for row, graded in rows:
             for name, page in _feedback_pages(self.out, row, pattern):
                 notebook = self.autograded_root / row.student_id / row.assignment / f"{name}.ipynb" if graded else None
                 title = f"{row.assignment} / {name}: feedback for {row.student_id}"
-                self.futures.append(self.threads.submit(self._write, page, notebook, title, row))
+                language = (languages or {}).get((row.student_id, row.assignment, name))
+                self.futures.append(self.threads.submit(self._write, page, notebook, title, row, language))
 
-    def _write(self, page: Path, notebook: Path | None, title: str, row: report.Row) -> None:
+    def _write(self, page: Path, notebook: Path | None, title: str, row: report.Row, language: str | None) -> None:
         arguments = (row.score, row.max_score, row.status, row.detail)
         try:
             self.judges.page(str(page), str(notebook) if notebook else None, title, *arguments,
-                             row.needs_manual_grade, row.penalty)
+                             row.needs_manual_grade, row.penalty, language)
         except Exception as error:  # noqa: BLE001 -- the page says so instead
             try:
                 feedback.write(page, None, title, *arguments[:3],
-                               f"{row.detail} (the feedback page could not be rendered: {type(error).__name__})")
+                               f"{row.detail} (the feedback page could not be rendered: {type(error).__name__})",
+                               language=language)
             except Exception:  # noqa: BLE001 -- the grade is recorded; only this page is missing
                 pass
 

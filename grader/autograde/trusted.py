@@ -83,11 +83,11 @@ def judge_notebook(executed: str, trusted: str, judged: str, max_bytes: int) -> 
 
 
 def render_page(page: str, notebook: str | None, title: str, score: float, max_score: float, status: str,
-                detail: str, needs_manual_grade: bool, late_penalty: float) -> None:
+                detail: str, needs_manual_grade: bool, late_penalty: float, language: str | None) -> None:
     from grader.autograde import feedback
 
     feedback.write(Path(page), Path(notebook) if notebook else None, title, score, max_score, status, detail,
-                   needs_manual_grade=needs_manual_grade, late_penalty=late_penalty)
+                   needs_manual_grade=needs_manual_grade, late_penalty=late_penalty, language=language)
 
 
 def _bounded(seconds: int, task, *args):

@@ -33,9 +33,10 @@ _KIND_COMMENTS = {
 class Unit:
     """One segment of one cell, located for a catalog."""
 
-    context: str  # the cell id
-    cell_index: int
+    context: str  # the cell id (for the grader's messages: the module)
+    cell_index: int  # (for the grader's messages: the line)
     segment: segments.Segment
+    source: str = ""  # where it comes from, when not the catalog's one source
 
     @property
     def key(self) -> tuple[str, str]:
@@ -96,7 +97,7 @@ def merge(old: polib.POFile | None, found: list[Unit], source: str, language: st
     unclaimed = [e for e in previous if (e.msgctxt, e.msgid) not in wanted and e.msgstr]
     written: dict[tuple[str, str], polib.POEntry] = {}
     for unit in found:
-        location = (source, str(unit.cell_index))
+        location = (unit.source or source, str(unit.cell_index))
         if unit.key in written:
             if location not in written[unit.key].occurrences:
                 written[unit.key].occurrences.append(location)

@@ -28,7 +28,7 @@ from traitlets.config import Config
 
 from grader import course, notebooks
 from grader.nbgrader_api import api, load_config
-from grader.translation import catalog, segments
+from grader.translation import catalog, messages, segments
 
 GRADER_CATALOG = "grader.po"
 STUB_CONTEXT = "ClearSolutions.code_stub"
@@ -93,8 +93,13 @@ def stub_units() -> list[catalog.Unit]:
     return [catalog.Unit(STUB_CONTEXT, 0, segment) for segment in segments.code_segments(stub)]
 
 
+def grader_units() -> list[catalog.Unit]:
+    """What grader.po translates: the answer stub and every message a feedback page can show."""
+    return stub_units() + messages.units()
+
+
 def grader_status(language: str) -> catalog.Status:
-    return catalog.status(_read_catalog(grader_catalog_path(language)), stub_units(), GRADER_CATALOG)
+    return catalog.status(_read_catalog(grader_catalog_path(language)), grader_units(), GRADER_CATALOG)
 
 
 def update_catalogs(language: str) -> list[catalog.Status]:
@@ -103,7 +108,7 @@ def update_catalogs(language: str) -> list[catalog.Status]:
     updated = []
     jobs = [(catalog_path(language, source), catalog.units(notebooks.read(source)), relative(source), relative(source))
             for source in all_sources()]
-    jobs.append((grader_catalog_path(language), stub_units(), "nbgrader_config.py", GRADER_CATALOG))
+    jobs.append((grader_catalog_path(language), grader_units(), "nbgrader_config.py", GRADER_CATALOG))
     for path, found, source, name in jobs:
         merged = catalog.merge(_read_catalog(path), found, source, language)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,7 +192,7 @@ def build(language: str, out: Path | None = None) -> Built:
             raise EditionError(f"course.EDITIONS[{language!r}] lists {relative(source)}, which does not exist")
         state = notebook_status(language, source)
         (ready.append(source) if state.complete else built.skipped.append(state))
-    stub_state = grader_status(language)
+    stub_state = catalog.status(_read_catalog(grader_catalog_path(language)), stub_units(), GRADER_CATALOG)
     if not stub_state.complete:
         built.skipped.append(stub_state)
         ready = [source for source in ready if not source.resolve().is_relative_to(course.SOLUTIONS)]
