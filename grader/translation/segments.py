@@ -12,6 +12,7 @@ Code is found with Python's `tokenize`, so only COMMENT and string tokens ever c
 is the rest of the token stream, and a translated cell must give exactly the same one.
 """
 
+import dataclasses
 import io
 import re
 import token
@@ -27,12 +28,13 @@ _WORD = re.compile(r"[^\W\d_]{2,}")
 # arguments and does nothing else with them.
 _LABEL_CALLS = {"xlabel", "ylabel", "title", "suptitle", "set_xlabel", "set_ylabel", "set_title", "legend", "text",
                 "annotate", "xticks", "yticks", "set_xticklabels", "set_yticklabels", "print"}
-_LABEL_KEYWORDS = {"label", "labels", "title", "xlabel", "ylabel"}
+_LABEL_KEYWORDS = {"label", "labels", "title", "xlabel", "ylabel", "desc"}  # desc: tqdm's progress bar label
 # ...or a name shown to people, listed in a variable called `..._names` (class_names = ["benign", ...]).
 _LABEL_VARIABLE = re.compile(r"names$")
 _LITERAL = re.compile(r"(?is)^([rbuf]*)('''|\"\"\"|'|\")")
 _FIELD = re.compile(r"(?<!\{)\{(?!\{)[^{}]*\}")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_PYTHON_FENCES = {"python", "py", "python3", "ipython"}
 _HEADING = re.compile(r"^#{1,6}\s")
 _INLINE_CODE = re.compile(r"`[^`]*`")
 _MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$", re.S)
@@ -74,6 +76,7 @@ def translatable_markdown(text: str) -> bool:
 def markdown_segments(source: str) -> list[Segment]:
     """One segment per block of lines between blank lines; a heading line is its own block."""
     found, block_start, fence, offset = [], None, None, 0
+    code_start, code_language = 0, ""
     lines = source.splitlines(keepends=True)
 
     def close(end: int) -> None:
@@ -86,11 +89,16 @@ def markdown_segments(source: str) -> list[Segment]:
         if fence:
             if bare.strip().startswith(fence):
                 fence = None
+                if code_language in _PYTHON_FENCES:  # an example's comments and messages are read like a cell's
+                    found += [dataclasses.replace(segment, start=segment.start + code_start,
+                                                  end=segment.end + code_start)
+                              for segment in code_segments(source[code_start:offset])]
         elif _FENCE.match(bare):
             if block_start is not None:
                 close(offset)
                 block_start = None
             fence = _FENCE.match(bare).group(1)
+            code_start, code_language = offset + len(line), bare.strip()[len(fence):].strip().lower()
         elif not bare.strip():
             if block_start is not None:
                 close(offset)
