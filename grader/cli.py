@@ -279,9 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     translate.add_argument("--check", action="store_true", help="only report; write nothing")
     translate.set_defaults(run=_translations)
 
-    book = commands.add_parser("book", help="execute every lecture and render the course book as static HTML")
+    book = commands.add_parser("book", help="execute every lecture and render the course book as static HTML, in "
+                               "English and in each translated edition (the Spanish book in OUT/es/)")
     book.add_argument("--out", default=str(course.ROOT / "_build" / "book"), help="default: _build/book")
-    book.add_argument("--workers", type=int, default=2, help="lectures executed at once")
+    book.add_argument("--workers", type=int, default=2, help="lectures executed at once, across both editions")
     book.set_defaults(run=_book)
 
     student = commands.add_parser(
