@@ -17,7 +17,8 @@ EXERCISES = ROOT / "exercises"
 # <language>/exercises/, mirroring this tree. An edition holds only the source notebooks listed here; list
 # one once its catalog is complete (`python -m grader translations` says which are).
 TRANSLATIONS = ROOT / "translations"
-EDITIONS = {
+# This course's editions: another course graded through GRADER_COURSE_ROOT has its own notebooks, and none of these.
+EDITIONS = {} if ROOT != Path(__file__).resolve().parent.parent else {
     "es": [
         "lectures/01_tensors.ipynb",
         "lectures/02_autograd.ipynb",

@@ -150,8 +150,12 @@ def test_a_translation_that_breaks_code_or_fields_is_refused():
         segments.apply(source, found, ['forma "esperada" {x.shape}', "la forma"], code=True)
     assert segments.apply(source, found, ["forma esperada {x.shape}", "la forma"], code=True) == \
         'print(f"forma esperada {x.shape}")  # la forma\n'
-    markdown = "Some text.\n\n```python\nx = 1  # not prose\n```\n\n$$a = b$$"
-    assert [s.text for s in segments.markdown_segments(markdown)] == ["Some text."]
+    # A python example's comment is translated like a cell's; its code and the math are not text.
+    markdown = "Some text.\n\n```python\nx = 1  # a comment\n```\n\n$$a = b$$"
+    found = segments.markdown_segments(markdown)
+    assert [(s.kind, s.text) for s in found] == [("markdown", "Some text."), ("comment", "a comment")]
+    assert segments.apply(markdown, found, ["Un texto.", "un comentario"], code=False) == \
+        "Un texto.\n\n```python\nx = 1  # un comentario\n```\n\n$$a = b$$"
 
 
 @pytest.fixture(scope="module")
@@ -259,13 +263,16 @@ def test_feedback_is_in_the_language_of_the_hand_in(mixed_class):
     pages = {student: BeautifulSoup((root / "out" / "feedback" / student / ASSIGNMENT / f"{ASSIGNMENT}.html")
                                     .read_text(encoding="utf-8"), "html.parser").get_text(" ")
              for student in ("beto_en", "beto_es", "carla_colab_es")}
-    english_message = "make_grid(2, 3) has the wrong dtype."  # the first case tensors.judge_make_grid finds wrong
+    # The visible test stops at its own assert (int64 is not float32) before the hidden check runs.
+    english_message = ("The hidden check check_make_grid did not run to the end, so this test earns no points.\n"
+                       "The cell stopped with AssertionError: expected float32, got torch.int64\n"
+                       "Hint: run the notebook top to bottom in a fresh kernel and fix the first error.")
     spanish_message = messages.translate(english_message, LANGUAGE)
-    assert spanish_message != english_message, "the check's message has no translation"
+    assert not [words for words in ("hidden check", "cell stopped", "expected", "Hint") if words in spanish_message]
     assert english_message in pages["beto_en"] and "Score: 8 / 10" in pages["beto_en"]
     for student in ("beto_es", "carla_colab_es"):
-        assert "has the wrong dtype" not in pages[student] and "Score:" not in pages[student], student
-    assert spanish_message in pages["beto_es"], pages["beto_es"][:3000]
+        assert "hidden check" not in pages[student] and "Score:" not in pages[student], student
+    assert spanish_message in pages["beto_es"] and "Puntaje: 8 / 10" in pages["beto_es"], pages["beto_es"][:3000]
     spanish_release = notebooks.read(edition.published_path(LANGUAGE, SOURCE))
     heading = next(c.source for c in spanish_release.cells if c.source.startswith("## Parte A"))
     assert heading.splitlines()[0].lstrip("# ") in pages["beto_es"], "the instructions are not the Spanish ones"

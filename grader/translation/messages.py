@@ -10,8 +10,9 @@ A message is translated after it is written, on the trusted side, only for the f
 text is matched against the templates, the most specific first, and the translation receives the matched
 values in its placeholders, each value itself translated when it is a message too (a check's `what` can
 be `"standardize_columns(X) for X of shape (5, 3)"`). A message of several lines, or of several details
-joined by "; ", is translated part by part. What matches no template stays English. Grades never depend
-on any of this: a translation only changes words a student reads.
+joined by "; ", is translated part by part; a visible test's own assertion message is translated from its
+solution's catalog. What matches no template stays English. Grades never depend on any of this: a
+translation only changes words a student reads.
 """
 
 import ast
@@ -31,6 +32,7 @@ SOURCE_LANGUAGE = "en"
 CONTEXT = "grader"  # one entry per English text, wherever the grader writes it: one translation everywhere
 _WORD = re.compile(r"[^\W\d_]{2,}")
 _CALL = re.compile(r"([A-Za-z_][\w.]*\()(.+)\)", re.S)
+_ERROR = re.compile(r"([A-Z]\w*(?:Error|Exception|Failed): )(.+)", re.S)
 _MAX_DEPTH = 4  # a value inside a value inside a message...: far deeper than any check composes
 
 
@@ -171,9 +173,9 @@ def standalone(template: str) -> bool:
     such a template would take any text for its values, so it only translates a value inside a message."""
     pieces = _pieces(template)
     fields = [text for text, field in pieces if field]
-    words = _WORD.findall("".join(text for text, field in pieces if not field))
+    literal = "".join(text for text, field in pieces if not field)
     opens_with_a_word = bool(pieces) and not pieces[0][1] and bool(_WORD.search(pieces[0][0]))
-    return not fields or len(words) >= 2 or opens_with_a_word
+    return not fields or len(_WORD.findall(literal)) >= 2 or opens_with_a_word or len(re.sub(r"\s", "", literal)) >= 8
 
 
 def choices(field: str) -> list[str] | None:
@@ -224,6 +226,12 @@ def _table(language: str) -> tuple[_Template, ...]:
         return ()
     found = catalog.translations(catalog.read(path))
     usable = [(english, translated) for (context, english), translated in found.items() if context == CONTEXT]
+    # A visible test's own assertion message ("expected float32, got {grid.dtype}") ran in English, as nbgrader
+    # restores test cells from the gradebook: the solution's catalog holds its translation.
+    for solution in sorted((course.TRANSLATIONS / language / "solutions").rglob("*.po")):
+        usable += [(entry.msgid, entry.msgstr) for entry in catalog.read(solution)
+                   if not entry.obsolete and entry.msgstr and "fuzzy" not in entry.flags
+                   and entry.comment.startswith("string in code") and entry.msgstr != entry.msgid]
     return tuple(sorted((_compiled(english, translated) for english, translated in usable),
                         key=lambda template: -template.weight))
 
@@ -265,6 +273,9 @@ def _translate(text: str, table: tuple[_Template, ...], depth: int) -> str:
         return "\n".join(done)
     if "; " in text:  # details joined by a run
         return "; ".join(_translate(part, table, depth) for part in text.split("; "))
+    error = _ERROR.fullmatch(text)
+    if error:  # "AssertionError: expected float32, got torch.int64": the exception's name is code
+        return error[1] + _translate(error[2], table, depth + 1)
     call = _CALL.fullmatch(text)
     if call:  # a check names a case by the call it made: count_parameters(a Sequential whose first layer is frozen)
         return call[1] + _translate(call[2], table, depth + 1) + ")"
