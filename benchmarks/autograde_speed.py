@@ -121,6 +121,10 @@ def main() -> int:
               f"{timing['total_seconds']:.0f} s, of which {timing['executing_seconds']:.0f} s with a kernel running: "
               f"{100 * (1 - timing['executing_seconds'] / timing['total_seconds']):.0f}% outside execution; "
               f"phases (they overlap) {({k: round(v, 1) for k, v in timing['phases'].items()})}")
+        # What execution alone cannot go below: every kernel's seconds, shared out over the workers.
+        kernels = sum(timing["per_notebook_seconds"])
+        print(f"kernels: {kernels:.0f} s in all, so at least {kernels / args.workers:.0f} s of wall time on "
+              f"{args.workers} workers; 5x plain would be {plain_seconds / 5:.0f} s")
         plain_scores = scores(scratch / "plain" / "gradebook.db", pairs)
         our_scores = scores(scratch / "ours" / "gradebook.db", pairs)
         differences = {k: (plain_scores[k], our_scores[k]) for k in pairs if plain_scores[k] != our_scores[k]}
