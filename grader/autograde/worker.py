@@ -95,16 +95,17 @@ class _GradingClient(NotebookClient):
             kernel_name="python3", resources={"metadata": {"path": job["workdir"]}},
             on_cell_start=self._on_start, on_cell_executed=self._on_executed,
         )
+        from grader.observation import MIME  # imported by kernel.preload(): the grading process never needs torch
+
+        self.observation_mime = MIME
         self.partial_path = Path(job["partial"])
         self.output_budget = job.get("max_output_bytes") or float("inf")  # the whole notebook's
         self.spent: dict[int, int] = {}  # bytes kept per cell
         self.cut: set[int] = set()
 
     def output(self, outs, msg, display_id, cell_index):
-        from grader.observation import MIME  # imported by kernel.preload(): the grading process never needs torch
-
         size = _output_size(msg)
-        observation = MIME in msg.get("content", {}).get("data", {})
+        observation = self.observation_mime in msg.get("content", {}).get("data", {})
         over_cell = not observation and self.spent.get(cell_index, 0) + size > CELL_OUTPUT_BYTES
         if over_cell or sum(self.spent.values()) + size > self.output_budget:
             if cell_index not in self.cut:

@@ -761,13 +761,7 @@ def judge_validation_threshold(observed: dict, **kwargs) -> None:
     reserved = _near(seen, parts["X_reserved"], mean, std)
     expect(not reserved, f"{what} ran the model on {reserved} rows of the reserved part, which no one may look at.",
            hint="choose the threshold on the validation rows you are given: never reload the data set.")
-    if isinstance(t, torch.Tensor):
-        fail(f"{what} returned a tensor, not a Python float.", "float", repr(t)[:60],
-             "turn the chosen threshold into a number with float(...) or .item().")
-    expect(isinstance(t, float | int) and not isinstance(t, bool), f"{what} should return a float.", "float",
-           type_name(t), "return the threshold itself as a float.")
-    t = float(t)
-    expect(0.0 <= t <= 1.0, f"{what} returned a threshold outside [0, 1].", "0 <= t <= 1", t)
+    t = inference.returned_threshold(t, what, "return the threshold itself as a float.")
     with torch.no_grad():
         probs = torch.sigmoid(model(observers.validation_inputs(mean, std))).squeeze(1)
     y = torch.tensor(parts["y_val"])

@@ -319,6 +319,18 @@ def _threshold_hint(probs, y, t, cost_fn, cost_fp) -> str:
             f"{_THRESHOLD_SECTION}")
 
 
+def returned_threshold(t, what: str, float_hint: str, range_hint: str | None = None) -> float:
+    """The threshold a function returned, as a float, once it is a Python number in [0, 1]."""
+    if isinstance(t, torch.Tensor):
+        fail(f"{what} returned a tensor, not a Python float.", "float", repr(t)[:60],
+             "turn the chosen threshold into a number with float(...) or .item().")
+    expect(isinstance(t, float | int) and not isinstance(t, bool), f"{what} should return a float.", "float",
+           type_name(t), float_hint)
+    t = float(t)
+    expect(0.0 <= t <= 1.0, f"{what} returned a threshold outside [0, 1].", "0 <= t <= 1", t, range_hint)
+    return t
+
+
 def judge_choose_threshold(observed: dict, **kwargs) -> None:
     """choose_threshold(probs, y, cost_fn, cost_fp): a float t in [0, 1] whose labels probs >= t reach the lowest
     cost_fn * FN + cost_fp * FP."""
@@ -329,14 +341,8 @@ def judge_choose_threshold(observed: dict, **kwargs) -> None:
         what = f"choose_threshold(probs, y{', ' + args if args else ''}) for {case.what}"
         t = returned(entry, what)
         expect(entry["unchanged"], f"{what} changed probs or y.", hint="only read its inputs.")
-        if isinstance(t, torch.Tensor):
-            fail(f"{what} returned a tensor, not a Python float.", "float", repr(t)[:60],
-                 "turn the chosen threshold into a number with float(...) or .item().")
-        expect(isinstance(t, float | int) and not isinstance(t, bool), f"{what} should return a float.", "float",
-               type_name(t), "return the threshold itself as a float, not a list or the labels.")
-        t = float(t)
-        expect(0.0 <= t <= 1.0, f"{what} returned a threshold outside [0, 1].", "0 <= t <= 1", t,
-               "to label nothing 1, t = 1.0 is enough when every probability is below 1.")
+        t = returned_threshold(t, what, "return the threshold itself as a float, not a list or the labels.",
+                               "to label nothing 1, t = 1.0 is enough when every probability is below 1.")
         lowest = best_cost(case.probs, case.y, **costs)
         # probs >= t compared in float32 (torch's way with a float32 tensor) or in float64 (NumPy's, or Python's):
         # a t within float32 rounding of a probability may label that row either way, and both count.

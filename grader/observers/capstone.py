@@ -289,14 +289,7 @@ class _Steps(TorchFunctionMode):
         if self.inside == 0:
             known = _FUNCTIONALS.get(func)
             if known is not None:
-                kind, names = known
-                config = {}
-                for i, (name, default) in enumerate(names, start=1):
-                    value = _plain(args[i] if len(args) > i else kwargs.get(name, default))
-                    if value is not None:
-                        config[name] = value
-                self.add({"type": f"{getattr(func, '__module__', None) or 'torch'}.{func.__name__}", "kind": kind,
-                          "functional": True, "parameters": {}, "buffers": {}, "config": config})
+                self.add_functional(func, args, kwargs, *known)
             else:
                 name = getattr(func, "__name__", type(func).__name__)
                 if name not in _LOOKS and name not in self.others and len(self.others) < 20:
@@ -306,6 +299,16 @@ class _Steps(TorchFunctionMode):
     def add(self, step) -> None:
         if len(self.steps) <= MAX_STEPS:
             self.steps.append(step)
+
+    def add_functional(self, func, args, kwargs, kind: str, names) -> None:
+        """A step that is a function (`torch.relu`, `F.max_pool2d`), with the settings it was called with."""
+        config = {}
+        for i, (name, default) in enumerate(names, start=1):
+            value = _plain(args[i] if len(args) > i else kwargs.get(name, default))
+            if value is not None:
+                config[name] = value
+        self.add({"type": f"{getattr(func, '__module__', None) or 'torch'}.{func.__name__}", "kind": kind,
+                  "functional": True, "parameters": {}, "buffers": {}, "config": config})
 
     def before(self, module, inputs):
         if next(module.children(), None) is None:
@@ -328,20 +331,30 @@ STEP = {"type": str, "kind": OneOf(str, None), "functional": OrMissing(True), "p
 FORWARD_RECORD = {"logits": CALL, "layers": ListOf(STEP, at_most=MAX_STEPS + 1), "other_operations": [str]}
 
 
+class _WatchingForwards:
+    """Within `with`, `before` and `after` run around every module's forward pass, whichever model it is."""
+
+    def __init__(self, before, after):
+        self.before, self.after = before, after
+
+    def __enter__(self):
+        self.handles = [torch.nn.modules.module.register_module_forward_pre_hook(self.before),
+                        torch.nn.modules.module.register_module_forward_hook(self.after)]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+
+
 def record_forward(model: nn.Module, steps: _Steps, X: torch.Tensor) -> dict:
     """The model's logits on `X` (in evaluation mode, on the CPU), and the steps of its forward pass in order, as
     `steps` records and describes them."""
     def logits(X):
         model.to("cpu")
         model.eval()
-        handles = [torch.nn.modules.module.register_module_forward_pre_hook(steps.before),
-                   torch.nn.modules.module.register_module_forward_hook(steps.after)]
-        try:
-            with torch.no_grad(), steps:
-                return model(X)
-        finally:
-            for handle in handles:
-                handle.remove()
+        with _WatchingForwards(steps.before, steps.after), torch.no_grad(), steps:
+            return model(X)
 
     observed = {"logits": capture(logits, X)}
     observed["layers"] = steps.described()
@@ -358,13 +371,14 @@ def _observe_model(model: nn.Module, mean, std) -> dict:
     return record_forward(model, _Steps(), X)
 
 
-class ModelInputs:
+class ModelInputs(_WatchingForwards):
     """Within `with`, every batch a model is run on (the outermost module call, not its layers) that `wanted(X)`
     accepts, as 2-D rows `shape(X)`: `trained` with gradients on, in training or evaluation mode alike (a model
     can be trained in eval mode), `looked` with them off. Grad mode is read with torch's own function, saved
     before student code ran."""
 
     def __init__(self, wanted, shape):
+        super().__init__(self._before, self._after)
         self.wanted, self.shape = wanted, shape
         self.trained: list[torch.Tensor] = []
         self.looked: list[torch.Tensor] = []
@@ -379,14 +393,6 @@ class ModelInputs:
     def _after(self, module, inputs, output):
         self.depth -= 1
 
-    def __enter__(self):
-        self.handles = [torch.nn.modules.module.register_module_forward_pre_hook(self._before),
-                        torch.nn.modules.module.register_module_forward_hook(self._after)]
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
 
     # What `observed` records.
     SHAPE = {"seen": ENCODED, "seen_total": int, "looked": ENCODED, "looked_total": int}
@@ -551,11 +557,12 @@ GRADED_PATIENCE = 3
 MAX_EVALUATIONS = 2_000
 
 
-class _Evaluations:
+class _Evaluations(_WatchingForwards):
     """Within `with`, every batch a model is run on with gradients off (the outermost module call): its rows and
     its outputs, in order, for the judge to tell which were validation passes and what loss they had."""
 
     def __init__(self, width: int):
+        super().__init__(self._before, self._after)
         self.width = width
         self.calls: list[dict] = []
         self.dropped = 0
@@ -577,14 +584,6 @@ class _Evaluations:
         self.calls.append({"X": encode(X.detach().to("cpu", torch.float32)),
                            "out": encode(output.detach().to("cpu", torch.float32))})
 
-    def __enter__(self):
-        self.handles = [torch.nn.modules.module.register_module_forward_pre_hook(self._before),
-                        torch.nn.modules.module.register_module_forward_hook(self._after)]
-        return self
-
-    def __exit__(self, *exc):
-        for handle in self.handles:
-            handle.remove()
 
 
 def validation_inputs(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -284,14 +284,7 @@ class _ImageSteps(_Steps):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.inside == 0 and func in _FUNCTIONALS:
-            kind, names = _FUNCTIONALS[func]
-            config = {}
-            for i, (name, default) in enumerate(names, start=1):
-                value = _plain(args[i] if len(args) > i else kwargs.get(name, default))
-                if value is not None:
-                    config[name] = value
-            self.add({"type": f"{getattr(func, '__module__', None) or 'torch'}.{func.__name__}", "kind": kind,
-                      "functional": True, "parameters": {}, "buffers": {}, "config": config})
+            self.add_functional(func, args, kwargs, *_FUNCTIONALS[func])
             return func(*args, **kwargs)
         if self.inside == 0 and func in _RESHAPES:
             result = func(*args, **kwargs)

@@ -180,11 +180,6 @@ def standalone(template: str) -> bool:
 
 def choices(field: str) -> list[str] | None:
     """The values a placeholder can only take (`{'s' if n > 1 else ''}`: "s" or ""), or None for any value."""
-    return _choices(field)
-
-
-def _choices(field: str) -> list[str] | None:
-    """The values a placeholder can only take (`{'s' if n > 1 else ''}`: "s" or ""), or None for any value."""
     try:
         expression = ast.parse(field[1:-1], mode="eval").body
     except SyntaxError:
@@ -192,16 +187,16 @@ def _choices(field: str) -> list[str] | None:
     if isinstance(expression, ast.Constant) and isinstance(expression.value, str):
         return [expression.value]
     if isinstance(expression, ast.IfExp):
-        branches = [_choices("{" + ast.unparse(branch) + "}") for branch in (expression.body, expression.orelse)]
+        branches = [choices("{" + ast.unparse(branch) + "}") for branch in (expression.body, expression.orelse)]
         return None if None in branches else branches[0] + branches[1]
     return None
 
 
 def _placeholder_pattern(field: str, lines: bool) -> str:
-    choices = _choices(field)
-    if choices is None:
+    values = choices(field)
+    if values is None:
         return "(.*?)" if lines else "([^\n]*?)"  # a one-line template's value is on its line
-    return "(" + "|".join(re.escape(choice) for choice in sorted(choices, key=len, reverse=True)) + ")"
+    return "(" + "|".join(re.escape(choice) for choice in sorted(values, key=len, reverse=True)) + ")"
 
 
 def _compiled(english: str, translation: str) -> _Template:
